@@ -41,6 +41,11 @@ enum tls_alpn tls_alpn_selected(const SSL *ssl);
  * (every 12 hours); safe while workers handshake. */
 void tls_ticket_keys_rotate(void);
 
+/* tls_ctx_free_globals: wipe and free the ticket keys at exit (after every
+ * SSL_CTX is gone), so leak checkers see a clean process. A later tls_ctx_new
+ * starts a new key set. */
+void tls_ctx_free_globals(void);
+
 /* tls_client_hello_sni: the server_name from the ClientHello being processed
  * (inside the client hello callback), copied lowercased without trailing dot
  * into out. Returns its length, 0 when absent, -1 when malformed. */

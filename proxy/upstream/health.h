@@ -29,3 +29,21 @@ struct health_checker *health_checker_new(struct event_base *base, struct evdns_
  * health.enabled; takes a reference to snap, drops the previous one. */
 void health_checker_update(struct health_checker *hc, struct route_snapshot *snap);
 void health_checker_free(struct health_checker *hc);
+
+struct health_check;
+typedef void (*health_check_done_cb)(void *arg);
+
+/* health_check_service_once: one round of active checks: every backend of
+ * svc gets "GET health.path" (timeout health.timeout_ms, default 5s) and its
+ * check_down is set from the answer (2xx/3xx up; other status, refused,
+ * timeout, unresolvable down). Runs on base, resolves with dns; nothing
+ * happens before the loop runs. `done` (may be NULL) runs from the loop
+ * once every backend has answered; the check is freed right after it, so
+ * it must not be cancelled from `done` or later. svc must outlive the
+ * check. Returns NULL on allocation failure. */
+struct health_check *health_check_service_once(struct event_base *base, struct evdns_base *dns,
+					       struct cfg_service *svc,
+					       health_check_done_cb done, void *arg);
+/* health_check_cancel: stop a round before `done`; no callback runs
+ * afterwards and no state is changed any more. NULL-safe. */
+void health_check_cancel(struct health_check *chk);

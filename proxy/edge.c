@@ -1,0 +1,486 @@
+#include "proxy/edge.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "acme/certstore.h"
+#include "acme/internal_ca.h"
+#include "config/snapshot.h"
+#include "config/static_load.h"
+#include "config/tenant_load.h"
+#include "proxy/core/log.h"
+#include "proxy/core/mailbox.h"
+#include "proxy/log/access_log.h"
+#include "proxy/net/listener.h"
+#include "proxy/tls/cert_index.h"
+#include "proxy/tls/tls_conn.h"
+#include "proxy/tls/tls_ctx.h"
+#include "proxy/upstream/health.h"
+#include "proxy/worker.h"
+
+#define EDGE_CERT_CACHE 10000
+#define EDGE_TICKET_ROTATE_S (12 * 3600)
+
+struct edge {
+	struct cfg_static cfg;
+	struct event_base *base;
+	struct mailbox *mailbox;
+	SSL_CTX *ssl_ctx;
+	struct internal_ca *ca;
+	struct certstore *store;
+	struct route_snapshot *routes;
+	uint64_t generation;
+	struct cert_index *certs;
+	struct worker *workers;
+	unsigned n_workers, n_exited;
+	uint16_t https_port;
+	struct access_log *alog;
+	struct evdns_base *dns;
+	struct health_checker *health;
+	struct event *signals[5];
+	struct event *shutdown_timer, *ticket_timer;
+	bool stopping;
+};
+
+SSL_CTX *edge_ssl_ctx(const struct edge *e)
+{
+	return e->ssl_ctx;
+}
+
+uint16_t edge_https_port(const struct edge *e)
+{
+	return e->https_port;
+}
+
+bool edge_is_trusted_proxy(const struct edge *e, const struct sockaddr *peer)
+{
+	const uint8_t *addr;
+	int family = peer->sa_family;
+	if (family == AF_INET) {
+		addr = (const uint8_t *)&((const struct sockaddr_in *)peer)->sin_addr;
+	} else if (family == AF_INET6) {
+		addr = ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr)) {
+			addr += 12;
+			family = AF_INET;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < e->cfg.n_trusted_proxies; i++) {
+		const struct cfg_cidr *c = &e->cfg.trusted_proxies[i];
+		if (c->family != family)
+			continue;
+		unsigned bits = c->prefix, full = bits / 8, rest = bits % 8;
+		if (memcmp(addr, c->addr, full) != 0)
+			continue;
+		if (rest && ((addr[full] ^ c->addr[full]) & (0xff << (8 - rest))))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+/* edge_publish_routes: hand snap to every worker and the health checker. */
+static void edge_publish_routes(struct edge *e, struct route_snapshot *snap)
+{
+	snapshot_release(e->routes);
+	e->routes = snap;
+	for (unsigned i = 0; i < e->n_workers; i++)
+		worker_post_routes(&e->workers[i], snap);
+	if (e->health)
+		health_checker_update(e->health, snap);
+}
+
+static void edge_publish_certs(struct edge *e, struct cert_index *ix)
+{
+	cert_index_release(e->certs);
+	e->certs = ix;
+	for (unsigned i = 0; i < e->n_workers; i++)
+		worker_post_certs(&e->workers[i], ix);
+}
+
+/* edge_load_routes: read and compile the tenants file; NULL with err. */
+static struct route_snapshot *edge_load_routes(struct edge *e, struct cfg_err *err)
+{
+	struct cfg_tenants ts = {0};
+	if (cfg_tenants_load_file(e->cfg.tenants_file, &ts, err) < 0)
+		return NULL;
+	struct route_snapshot *snap = snapshot_build(&ts, e->generation + 1, e->routes, err);
+	cfg_tenants_clear(&ts);
+	if (snap)
+		e->generation++;
+	return snap;
+}
+
+static void edge_reload(struct edge *e)
+{
+	struct cfg_err err = {0};
+	struct route_snapshot *snap = edge_load_routes(e, &err);
+	if (!snap) {
+		log_err("reload failed: %s%s%s (the running table is kept)", err.field,
+			err.field[0] ? ": " : "", err.message);
+		return;
+	}
+	edge_publish_routes(e, snap);
+	log_info("reload: generation %llu, %zu tenants", (unsigned long long)e->generation,
+		 snapshot_tenants(snap)->n);
+}
+
+/* Certificates, asked for by workers at their first handshake for a host. */
+
+struct edge_cert_req {
+	struct edge *e;
+	struct worker *w;
+	enum cfg_tls_mode mode;
+	char host[256];
+};
+
+static struct cert *edge_obtain_cert(struct edge *e, const struct edge_cert_req *rq, char *err,
+				     size_t errlen)
+{
+	switch (rq->mode) {
+	case CFG_TLS_INTERNAL:
+		return certstore_get_internal(e->store, rq->host, err, errlen);
+	case CFG_TLS_FILES: {
+		const struct cfg_tenant *t =
+			snapshot_tenant_for_host(e->routes, rq->host, strlen(rq->host));
+		if (!t || !t->tls_cert) {
+			snprintf(err, errlen, "no tenant with certificate files routes %s", rq->host);
+			return NULL;
+		}
+		struct cert *c = cert_load_pem(rq->host, t->tls_cert, t->tls_key, CFG_TLS_FILES, err,
+					       errlen);
+		if (c && !cert_covers(c, rq->host)) {
+			snprintf(err, errlen, "%s does not cover %s", t->tls_cert, rq->host);
+			cert_release(c);
+			return NULL;
+		}
+		return c;
+	}
+	case CFG_TLS_ACME:
+		snprintf(err, errlen, "ACME certificates are not available in this build yet");
+		return NULL;
+	case CFG_TLS_INHERIT:
+	case CFG_TLS_OFF:
+		break;
+	}
+	snprintf(err, errlen, "TLS is off for %s", rq->host);
+	return NULL;
+}
+
+static void edge_on_cert_request(void *arg)
+{
+	struct edge_cert_req *rq = arg;
+	struct edge *e = rq->e;
+	char err[256] = "";
+	bool ok = false;
+	if (!e->stopping) {
+		struct cert *have = cert_index_get(e->certs, rq->host);
+		if (have && have->source == rq->mode) {
+			ok = true;
+		} else {
+			struct cert *c = edge_obtain_cert(e, rq, err, sizeof err);
+			if (c) {
+				struct cert_index *ix = cert_index_with(e->certs, c, EDGE_CERT_CACHE);
+				cert_release(c);
+				if (ix) {
+					edge_publish_certs(e, ix);
+					ok = true;
+				}
+			}
+			if (!ok)
+				log_warn("certificate for %s: %s", rq->host, err);
+		}
+	}
+	worker_post_cert_result(rq->w, rq->host, ok, err);
+	free(rq);
+}
+
+void edge_request_cert(struct edge *e, struct worker *w, const char *host, enum cfg_tls_mode mode)
+{
+	struct edge_cert_req *rq = calloc(1, sizeof *rq);
+	if (!rq) {
+		worker_post_cert_result(w, host, false, "out of memory");
+		return;
+	}
+	rq->e = e;
+	rq->w = w;
+	rq->mode = mode;
+	snprintf(rq->host, sizeof rq->host, "%s", host);
+	if (mailbox_post(e->mailbox, edge_on_cert_request, rq) < 0) {
+		free(rq);
+		worker_post_cert_result(w, host, false, "out of memory");
+	}
+}
+
+/* Lifecycle. */
+
+static void edge_on_worker_exited(void *arg)
+{
+	struct edge *e = arg;
+	if (++e->n_exited == e->n_workers)
+		event_base_loopbreak(e->base);
+}
+
+void edge_worker_exited(struct edge *e, struct worker *w)
+{
+	(void)w;
+	mailbox_post(e->mailbox, edge_on_worker_exited, e);
+}
+
+static void edge_shutdown_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct edge *e = arg;
+	(void)fd;
+	(void)what;
+	log_warn("shutdown: timeout reached, closing remaining connections");
+	for (unsigned i = 0; i < e->n_workers; i++)
+		event_base_loopbreak(e->workers[i].base);
+}
+
+static void edge_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct edge *e = arg;
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		edge_reload(e);
+		break;
+	case SIGUSR1:
+		access_log_reopen(e->alog);
+		break;
+	default:
+		if (e->stopping)
+			return;
+		e->stopping = true;
+		log_info("shutdown: draining (up to %llu ms)",
+			 (unsigned long long)e->cfg.timeouts_ms.shutdown);
+		for (unsigned i = 0; i < e->n_workers; i++)
+			worker_post_drain(&e->workers[i]);
+		uint64_t ms = e->cfg.timeouts_ms.shutdown;
+		struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+		e->shutdown_timer = evtimer_new(e->base, edge_shutdown_expired, e);
+		if (e->shutdown_timer)
+			evtimer_add(e->shutdown_timer, &tv);
+		break;
+	}
+}
+
+static void edge_rotate_tickets(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	tls_ticket_keys_rotate();
+}
+
+/* edge_bind_all: per address, one socket per worker on the same port. */
+static int edge_bind_all(struct edge *e, int **fds, enum listener_kind **kinds, size_t *n_per_worker)
+{
+	const struct cfg_addr_list *lists[2] = {&e->cfg.listen_http, &e->cfg.listen_https};
+	size_t n = e->cfg.listen_http.n + e->cfg.listen_https.n;
+	*n_per_worker = n;
+	*fds = calloc(n * e->n_workers + 1, sizeof **fds);
+	*kinds = calloc(n + 1, sizeof **kinds);
+	if (!*fds || !*kinds)
+		return -1;
+	size_t k = 0;
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->n; i++, k++) {
+			const struct cfg_addr *a = &lists[l]->v[i];
+			uint16_t port = a->port;
+			char err[256];
+			(*kinds)[k] = l ? LISTENER_HTTPS : LISTENER_HTTP;
+			for (unsigned wi = 0; wi < e->n_workers; wi++) {
+				int fd = listener_bind(a, port, &port, err, sizeof err);
+				if (fd < 0) {
+					log_err("listen %s: %s", l ? "https" : "http", err);
+					return -1;
+				}
+				(*fds)[wi * n + k] = fd;
+			}
+			if (l && !e->https_port)
+				e->https_port = port;
+			log_info("listening: %s %s%s%s:%u", l ? "https" : "http",
+				 strchr(a->host, ':') ? "[" : "", a->host[0] ? a->host : "0.0.0.0",
+				 strchr(a->host, ':') ? "]" : "", port);
+		}
+	}
+	return 0;
+}
+
+static int edge_mkdir_state(const char *dir)
+{
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		return 0;
+	log_err("state_dir %s: %s", dir, strerror(errno));
+	return -1;
+}
+
+/* edge_seed_tenants: on first start of the embedded default, the demo tenant. */
+static void edge_seed_tenants(const char *path, const char *doc)
+{
+	if (!doc || access(path, F_OK) == 0)
+		return;
+	FILE *f = fopen(path, "wx");
+	if (!f)
+		return;
+	fputs(doc, f);
+	fclose(f);
+	log_info("wrote the demo tenant to %s", path);
+}
+
+static int edge_start(struct edge *e, const char *demo_tenants)
+{
+	char err[512];
+	e->base = event_base_new();
+	e->mailbox = e->base ? mailbox_new(e->base) : NULL;
+	if (!e->mailbox || edge_mkdir_state(e->cfg.state_dir) < 0)
+		return -1;
+	edge_seed_tenants(e->cfg.tenants_file, demo_tenants);
+	e->ca = internal_ca_open(e->cfg.state_dir, err, sizeof err);
+	if (!e->ca) {
+		log_err("internal CA: %s", err);
+		return -1;
+	}
+	e->store = certstore_new(e->cfg.state_dir, e->ca, err, sizeof err);
+	if (!e->store) {
+		log_err("certificate store: %s", err);
+		return -1;
+	}
+	struct cfg_err cerr = {0};
+	e->routes = edge_load_routes(e, &cerr);
+	if (!e->routes) {
+		log_err("%s: %s%s%s", e->cfg.tenants_file, cerr.field, cerr.field[0] ? ": " : "",
+			cerr.message);
+		return -1;
+	}
+	if (tls_conn_init() < 0)
+		return -1;
+	struct tls_ctx_opts topts = {.min_version = e->cfg.tls.min_version,
+				     .client_hello_cb = tls_conn_client_hello};
+	e->ssl_ctx = tls_ctx_new(&topts, err, sizeof err);
+	if (!e->ssl_ctx) {
+		log_err("tls: %s", err);
+		return -1;
+	}
+	e->alog = access_log_open(e->cfg.access_log, err, sizeof err);
+	if (!e->alog) {
+		log_err("%s", err);
+		return -1;
+	}
+	e->dns = evdns_base_new(e->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (e->dns)
+		evdns_base_load_hosts(e->dns, NULL);
+	e->health = health_checker_new(e->base, e->dns);
+	if (e->health)
+		health_checker_update(e->health, e->routes);
+	return 0;
+}
+
+static int edge_start_workers(struct edge *e)
+{
+	int *fds = NULL;
+	enum listener_kind *kinds = NULL;
+	size_t per = 0;
+	e->workers = calloc(e->n_workers, sizeof *e->workers);
+	int rc = e->workers ? edge_bind_all(e, &fds, &kinds, &per) : -1;
+	for (unsigned i = 0; rc == 0 && i < e->n_workers; i++) {
+		struct worker *w = &e->workers[i];
+		w->id = i;
+		w->edge = e;
+		w->cfg = &e->cfg;
+		w->https_port = e->https_port;
+		w->routes = snapshot_retain(e->routes);
+		w->certs = cert_index_retain(e->certs);
+		w->alog_sink = e->alog;
+		rc = worker_start(w, fds + (size_t)i * per, kinds, per);
+		if (rc == 0)
+			continue;
+		log_err("worker %u failed to start", i);
+		e->n_workers = i; /* those before it run; they are drained and joined */
+	}
+	free(fds);
+	free(kinds);
+	return rc;
+}
+
+static void edge_free(struct edge *e)
+{
+	for (size_t i = 0; i < sizeof e->signals / sizeof e->signals[0]; i++)
+		if (e->signals[i])
+			event_free(e->signals[i]);
+	if (e->shutdown_timer)
+		event_free(e->shutdown_timer);
+	if (e->ticket_timer)
+		event_free(e->ticket_timer);
+	health_checker_free(e->health);
+	if (e->dns)
+		evdns_base_free(e->dns, 0);
+	access_log_close(e->alog);
+	snapshot_release(e->routes);
+	cert_index_release(e->certs);
+	SSL_CTX_free(e->ssl_ctx);
+	certstore_free(e->store);
+	internal_ca_free(e->ca);
+	mailbox_free(e->mailbox);
+	if (e->base)
+		event_base_free(e->base);
+	free(e->workers);
+	tls_ctx_free_globals();
+	cfg_static_clear(&e->cfg);
+}
+
+int edge_run(struct cfg_static *cfg, const char *demo_tenants)
+{
+	struct edge e = {0};
+	e.cfg = *cfg;
+	memset(cfg, 0, sizeof *cfg);
+	e.n_workers = e.cfg.workers ? e.cfg.workers : 1;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	int status = 1;
+	if (edge_start(&e, demo_tenants) < 0)
+		goto out;
+	int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		e.signals[i] = evsignal_new(e.base, sigs[i], edge_on_signal, &e);
+		if (e.signals[i])
+			evsignal_add(e.signals[i], NULL);
+	}
+	e.ticket_timer = event_new(e.base, -1, EV_PERSIST, edge_rotate_tickets, &e);
+	struct timeval rot = {EDGE_TICKET_ROTATE_S, 0};
+	if (e.ticket_timer)
+		evtimer_add(e.ticket_timer, &rot);
+	if (edge_start_workers(&e) < 0) {
+		edge_on_signal(SIGTERM, 0, &e);
+		if (e.n_workers)
+			event_base_dispatch(e.base);
+		goto join;
+	}
+	log_info("ready: generation %llu, %u workers, %zu tenants, internal CA %s",
+		 (unsigned long long)e.generation, e.n_workers, snapshot_tenants(e.routes)->n,
+		 internal_ca_root_path(e.ca));
+	event_base_dispatch(e.base);
+	status = 0;
+join:
+	for (unsigned i = 0; i < e.n_workers; i++)
+		worker_join(&e.workers[i]);
+	if (status == 0)
+		log_info("shutdown: done");
+out:
+	edge_free(&e);
+	return status;
+}

@@ -1,0 +1,521 @@
+#include "proxy/http/exchange.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "proxy/core/clock.h"
+#include "proxy/core/log.h"
+#include "proxy/http/headers.h"
+#include "proxy/upstream/balancer.h"
+#include "proxy/upstream/health.h"
+#include "proxy/upstream/pool.h"
+#include "proxy/upstream/resolver.h"
+#include "proxy/worker.h"
+
+/* Stop reading the source while this much waits for the sink. */
+#define EXCHANGE_HIGH_WATER (256 * 1024)
+#define EXCHANGE_LOW_WATER (64 * 1024)
+#define EXCHANGE_MAX_RESPONSE_HEAD (64 * 1024)
+#define EXCHANGE_MAX_RESPONSE_HEADERS 256
+
+static void exchange_connect(struct exchange *ex);
+static void exchange_up_read(struct bufferevent *bev, void *arg);
+
+static struct timeval exchange_tv(uint64_t ms)
+{
+	return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+static void exchange_drop_up(struct exchange *ex)
+{
+	if (ex->up) {
+		bufferevent_free(ex->up);
+		ex->up = NULL;
+	}
+	ex->connected = false;
+}
+
+static void exchange_release_backend(struct exchange *ex)
+{
+	if (ex->acquired) {
+		balancer_release(ex->svc, ex->backend);
+		ex->acquired = false;
+	}
+}
+
+/* exchange_fail: one way out for every failure on the upstream side. */
+static void exchange_fail(struct exchange *ex, int status, const char *why)
+{
+	if (ex->state == EX_DONE)
+		return;
+	log_debug("request %s: %s (%s)", ex->req->id, why, ex->key);
+	ex->state = EX_DONE;
+	exchange_drop_up(ex);
+	exchange_release_backend(ex);
+	ex->ops->failed(ex, status, why);
+}
+
+/* exchange_pick: choose a backend, excluding the one that just failed. */
+static bool exchange_pick(struct exchange *ex, int exclude)
+{
+	int idx = balancer_pick(ex->svc, (const struct sockaddr *)&ex->req->client, exclude,
+				clock_mono_ms());
+	if (idx < 0)
+		return false;
+	exchange_release_backend(ex);
+	ex->backend = idx;
+	balancer_acquire(ex->svc, idx);
+	ex->acquired = true;
+	const struct cfg_addr *a = &ex->svc->backends[idx];
+	snprintf(ex->key, sizeof ex->key, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host,
+		 a->port);
+	snprintf(ex->req->upstream, sizeof ex->req->upstream, "%s", ex->key);
+	return true;
+}
+
+/* exchange_retry_or_fail: a connection could not be established. */
+static void exchange_connect_failed(struct exchange *ex, const char *why)
+{
+	health_report_failure(ex->svc, ex->backend, clock_mono_ms());
+	exchange_drop_up(ex);
+	if (!ex->retried && ex->svc->n_backends > 1 && exchange_pick(ex, ex->backend)) {
+		ex->retried = true;
+		log_debug("request %s: %s, retrying on %s", ex->req->id, why, ex->key);
+		exchange_connect(ex);
+		return;
+	}
+	exchange_fail(ex, 502, why);
+}
+
+static void exchange_flush_pending(struct exchange *ex)
+{
+	if (evbuffer_get_length(ex->pending)) {
+		ex->request_sent_any = true;
+		bufferevent_write_buffer(ex->up, ex->pending);
+	}
+}
+
+static void exchange_up_write(struct bufferevent *bev, void *arg)
+{
+	struct exchange *ex = arg;
+	(void)bev;
+	if (ex->state != EX_DONE && !ex->request_done)
+		ex->ops->request_resume(ex);
+	else if (ex->state == EX_TUNNEL)
+		ex->ops->request_resume(ex);
+}
+
+static void exchange_up_event(struct bufferevent *bev, short what, void *arg);
+
+/* exchange_replayable: a request without a body can be sent again as is. */
+static bool exchange_replayable(const struct exchange *ex)
+{
+	return !ex->req->chunked && ex->req->content_length <= 0 && !ex->req->upgrade;
+}
+
+/* exchange_connected: send the head and whatever body arrived meanwhile. */
+static void exchange_connected(struct exchange *ex)
+{
+	struct worker *w = ex->w;
+	ex->connected = true;
+	ex->state = EX_RESPONSE_HEAD;
+	ex->sent_ms = clock_mono_ms();
+	struct timeval tv = exchange_tv(w->cfg->timeouts_ms.backend_response);
+	bufferevent_set_timeouts(ex->up, &tv, &tv);
+	bufferevent_setcb(ex->up, exchange_up_read, exchange_up_write, exchange_up_event, ex);
+	bufferevent_setwatermark(ex->up, EV_WRITE, EXCHANGE_LOW_WATER, 0);
+	bufferevent_enable(ex->up, EV_READ | EV_WRITE);
+
+	struct req *r = ex->req;
+	struct evbuffer *out = bufferevent_get_output(ex->up);
+	int64_t body_len = r->chunked ? -1 : r->content_length;
+	headers_write_upstream(out, r, body_len, r->chunked);
+	exchange_flush_pending(ex);
+	if (r->expect_continue)
+		ex->ops->send_continue(ex);
+}
+
+static void exchange_up_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct exchange *ex = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		health_report_success(ex->svc, ex->backend);
+		exchange_connected(ex);
+		return;
+	}
+	if (!ex->connected) {
+		exchange_connect_failed(ex, what & BEV_EVENT_TIMEOUT ? "backend connect timeout"
+								     : "backend refused the connection");
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (ex->state == EX_TUNNEL)
+			return; /* tunnels have no response timeout */
+		health_report_failure(ex->svc, ex->backend, clock_mono_ms());
+		exchange_fail(ex, 504, "backend response timeout");
+		return;
+	}
+	/* EOF or error after connecting. */
+	if (what & BEV_EVENT_EOF) {
+		/* Data may still sit in the input: deliver it first. */
+		if (evbuffer_get_length(bufferevent_get_input(ex->up)))
+			exchange_up_read(ex->up, ex);
+		if (ex->state == EX_DONE)
+			return;
+		if ((ex->state == EX_RESPONSE_BODY && ex->resp_until_close) || ex->state == EX_TUNNEL) {
+			ex->state = EX_DONE;
+			exchange_drop_up(ex);
+			exchange_release_backend(ex);
+			ex->ops->response_end(ex);
+			return;
+		}
+	}
+	if (ex->state == EX_RESPONSE_HEAD && !ex->resp_head_seen && ex->pooled && exchange_replayable(ex)) {
+		/* The backend closed a pooled connection as we reused it: once more, fresh. */
+		exchange_drop_up(ex);
+		ex->pooled = false;
+		ex->fresh_only = true;
+		exchange_connect(ex);
+		return;
+	}
+	if (ex->state == EX_RESPONSE_HEAD)
+		health_report_failure(ex->svc, ex->backend, clock_mono_ms());
+	exchange_fail(ex, 502, "backend closed the connection");
+}
+
+/* exchange_resolved: connect to the backend's address. */
+static void exchange_resolved(int err, const char *errmsg, const struct sockaddr *sa,
+			      socklen_t salen, void *arg)
+{
+	struct exchange *ex = arg;
+	ex->resolving = NULL;
+	if (err) {
+		exchange_connect_failed(ex, errmsg ? errmsg : "cannot resolve backend");
+		return;
+	}
+	struct worker *w = ex->w;
+	ex->up = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!ex->up) {
+		exchange_fail(ex, 502, "out of memory");
+		return;
+	}
+	struct timeval tv = exchange_tv(w->cfg->timeouts_ms.backend_connect);
+	bufferevent_set_timeouts(ex->up, NULL, &tv); /* the write timeout bounds connect() */
+	bufferevent_setcb(ex->up, NULL, NULL, exchange_up_event, ex);
+	ex->connect_start_ms = clock_mono_ms();
+	if (bufferevent_socket_connect(ex->up, sa, (int)salen) < 0) {
+		/* Immediate failure (e.g. no route): the socket is already gone. */
+		exchange_connect_failed(ex, "cannot connect to backend");
+		return;
+	}
+	int one = 1;
+	setsockopt(bufferevent_getfd(ex->up), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static void exchange_connect(struct exchange *ex)
+{
+	ex->state = EX_CONNECTING;
+	if (!ex->fresh_only) {
+		ex->up = pool_take(ex->w->pool, ex->key);
+		if (ex->up) {
+			ex->pooled = true;
+			exchange_connected(ex);
+			return;
+		}
+	}
+	const struct cfg_addr *a = &ex->svc->backends[ex->backend];
+	ex->resolving = resolver_lookup(ex->w->resolver, a->host, a->port, exchange_resolved, ex);
+}
+
+void exchange_start(struct exchange *ex, struct worker *w, struct req *r,
+		    const struct front_ops *ops)
+{
+	memset(ex, 0, sizeof *ex);
+	ex->w = w;
+	ex->req = r;
+	ex->ops = ops;
+	ex->backend = -1;
+	ex->resp_remaining = -1;
+	ex->svc = r->route.service;
+	ex->pending = evbuffer_new();
+	if (!ex->pending) {
+		exchange_fail(ex, 502, "out of memory");
+		return;
+	}
+	if (!exchange_pick(ex, -1)) {
+		exchange_fail(ex, 503, "no backend available");
+		return;
+	}
+	exchange_connect(ex);
+}
+
+/* Request body toward the backend, framed as announced in the head. */
+
+static void exchange_sink_prefix(struct exchange *ex, struct evbuffer *dst, size_t n)
+{
+	if (ex->req->chunked && ex->state != EX_TUNNEL)
+		evbuffer_add_printf(dst, "%zx\r\n", n);
+}
+
+static struct evbuffer *exchange_sink(struct exchange *ex)
+{
+	return ex->connected ? bufferevent_get_output(ex->up) : ex->pending;
+}
+
+void exchange_request_body(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	if (ex->state == EX_DONE || n == 0) {
+		evbuffer_drain(src, n);
+		return;
+	}
+	struct evbuffer *dst = exchange_sink(ex);
+	exchange_sink_prefix(ex, dst, n);
+	evbuffer_remove_buffer(src, dst, n);
+	if (ex->req->chunked && ex->state != EX_TUNNEL)
+		evbuffer_add(dst, "\r\n", 2);
+	if (ex->connected)
+		ex->request_sent_any = true;
+}
+
+void exchange_request_copy(struct exchange *ex, const char *p, size_t n)
+{
+	if (ex->state == EX_DONE || n == 0)
+		return;
+	struct evbuffer *dst = exchange_sink(ex);
+	exchange_sink_prefix(ex, dst, n);
+	evbuffer_add(dst, p, n);
+	if (ex->req->chunked && ex->state != EX_TUNNEL)
+		evbuffer_add(dst, "\r\n", 2);
+	if (ex->connected)
+		ex->request_sent_any = true;
+}
+
+void exchange_request_end(struct exchange *ex)
+{
+	ex->request_done = true;
+	if (ex->state == EX_DONE)
+		return;
+	if (ex->req->chunked)
+		evbuffer_add(exchange_sink(ex), "0\r\n\r\n", 5);
+}
+
+size_t exchange_request_backlog(const struct exchange *ex)
+{
+	size_t n = ex->pending ? evbuffer_get_length(ex->pending) : 0;
+	if (ex->up && ex->connected)
+		n += evbuffer_get_length(bufferevent_get_output(ex->up));
+	return n;
+}
+
+/* Response from the backend. */
+
+static int exchange_on_body(http_parser *p, const char *at, size_t len)
+{
+	struct exchange *ex = p->data;
+	ex->ops->response_copy(ex, at, len);
+	return 0;
+}
+
+static int exchange_on_complete(http_parser *p)
+{
+	struct exchange *ex = p->data;
+	ex->resp_chunked = false;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings exchange_body_settings = {
+	.on_body = exchange_on_body,
+	.on_message_complete = exchange_on_complete,
+};
+
+/* exchange_response_complete: hand the connection back to the pool when
+ * both directions finished cleanly, then tell the front. */
+static void exchange_response_complete(struct exchange *ex)
+{
+	ex->state = EX_DONE;
+	struct evbuffer *in = bufferevent_get_input(ex->up);
+	if (ex->resp_keep_alive && ex->request_done && evbuffer_get_length(in) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(ex->up)) == 0 && !ex->req->upgrade) {
+		pool_put(ex->w->pool, ex->key, ex->up);
+		ex->up = NULL;
+		ex->connected = false;
+	} else {
+		exchange_drop_up(ex);
+	}
+	exchange_release_backend(ex);
+	ex->ops->response_end(ex);
+}
+
+/* exchange_read_head: find and parse the response head; false to wait. */
+static bool exchange_read_head(struct exchange *ex)
+{
+	struct evbuffer *in = bufferevent_get_input(ex->up);
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		struct evbuffer_ptr start;
+		evbuffer_ptr_set(in, &start, ex->resp_scanned > 3 ? ex->resp_scanned - 3 : 0,
+				 EVBUFFER_PTR_SET);
+		struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, &start);
+		if (end.pos < 0) {
+			ex->resp_scanned = avail;
+			if (avail > EXCHANGE_MAX_RESPONSE_HEAD)
+				exchange_fail(ex, 502, "backend response head too large");
+			return false;
+		}
+		size_t head_len = (size_t)end.pos + 4;
+		const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
+		struct h1_header hs[EXCHANGE_MAX_RESPONSE_HEADERS];
+		struct h1_response_head rh;
+		const char *why = "bad response";
+		struct h1_limits lim = {.header_size = EXCHANGE_MAX_RESPONSE_HEAD,
+					.header_count = EXCHANGE_MAX_RESPONSE_HEADERS};
+		int st = h1_response_head_parse(head, head_len, &lim, ex->req->is_head, &ex->parser, hs,
+						EXCHANGE_MAX_RESPONSE_HEADERS, &rh, &why);
+		ex->resp_scanned = 0;
+		if (st) {
+			evbuffer_drain(in, head_len);
+			exchange_fail(ex, 502, why);
+			return false;
+		}
+		if (rh.status >= 100 && rh.status < 200 && rh.status != 101) {
+			evbuffer_drain(in, head_len); /* interim responses are not relayed */
+			continue;
+		}
+		if (rh.status == 101 && !ex->req->upgrade) {
+			evbuffer_drain(in, head_len);
+			exchange_fail(ex, 502, "backend switched protocols unasked");
+			return false;
+		}
+		ex->resp_head_seen = true;
+		ex->req->upstream_ms = clock_mono_ms() - ex->sent_ms;
+		ex->resp_keep_alive = rh.keep_alive;
+		bool bodiless = ex->req->is_head || rh.status == 204 || rh.status == 304 ||
+				rh.status == 101;
+		int64_t cl = -1;
+		if (bodiless) {
+			cl = 0;
+		} else if (rh.chunked) {
+			ex->resp_chunked = true;
+			ex->parser.data = ex;
+		} else if (rh.content_length >= 0) {
+			cl = rh.content_length;
+			ex->resp_remaining = cl;
+		} else {
+			ex->resp_until_close = true;
+			ex->resp_keep_alive = false;
+		}
+		/* Drop hop-by-hop headers before the front sees them. */
+		struct h1_header keep[EXCHANGE_MAX_RESPONSE_HEADERS];
+		size_t nk = 0;
+		for (size_t i = 0; i < rh.n_headers; i++)
+			if (!headers_is_hop_by_hop(rh.headers, rh.n_headers, i) &&
+			    (bodiless || !h1_token_eq(rh.headers[i].name, rh.headers[i].name_len,
+						      "content-length")))
+				keep[nk++] = rh.headers[i];
+		if (rh.status == 101) /* a tunnel keeps Upgrade; the front adds Connection */
+			for (size_t i = 0; i < rh.n_headers; i++)
+				if (h1_token_eq(rh.headers[i].name, rh.headers[i].name_len, "upgrade"))
+					keep[nk++] = rh.headers[i];
+		ex->state = rh.status == 101 ? EX_TUNNEL : EX_RESPONSE_BODY;
+		ex->ops->response_head(ex, rh.status, keep, nk, cl, bodiless);
+		evbuffer_drain(in, head_len);
+		if (ex->state == EX_TUNNEL) {
+			bufferevent_set_timeouts(ex->up, NULL, NULL);
+			ex->ops->upgraded(ex);
+			return true;
+		}
+		if (bodiless || cl == 0) {
+			exchange_response_complete(ex);
+			return false;
+		}
+		return true;
+	}
+}
+
+/* exchange_read_body: move what arrived to the front, within its backlog. */
+static void exchange_read_body(struct exchange *ex)
+{
+	struct evbuffer *in = bufferevent_get_input(ex->up);
+	while (ex->state == EX_RESPONSE_BODY || ex->state == EX_TUNNEL) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return;
+		if (ex->ops->response_backlog(ex) > EXCHANGE_HIGH_WATER) {
+			bufferevent_disable(ex->up, EV_READ);
+			return;
+		}
+		size_t chunk = avail < EXCHANGE_HIGH_WATER ? avail : EXCHANGE_HIGH_WATER;
+		if (ex->state == EX_TUNNEL || ex->resp_until_close) {
+			ex->ops->response_data(ex, in, chunk);
+		} else if (ex->resp_remaining >= 0) {
+			if ((int64_t)chunk > ex->resp_remaining)
+				chunk = (size_t)ex->resp_remaining;
+			ex->ops->response_data(ex, in, chunk);
+			ex->resp_remaining -= (int64_t)chunk;
+			if (ex->resp_remaining == 0) {
+				exchange_response_complete(ex);
+				return;
+			}
+		} else {
+			/* Chunked: http-parser decodes, the front re-frames. */
+			struct evbuffer_iovec v;
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return;
+			size_t used = http_parser_execute(&ex->parser, &exchange_body_settings,
+							  v.iov_base, v.iov_len);
+			enum http_errno e = HTTP_PARSER_ERRNO(&ex->parser);
+			evbuffer_drain(in, used);
+			if (ex->state == EX_DONE)
+				return;
+			if (e == HPE_PAUSED) {
+				http_parser_pause(&ex->parser, 0);
+				exchange_response_complete(ex);
+				return;
+			}
+			if (e != HPE_OK) {
+				exchange_fail(ex, 502, "bad chunked encoding from backend");
+				return;
+			}
+		}
+	}
+}
+
+static void exchange_up_read(struct bufferevent *bev, void *arg)
+{
+	struct exchange *ex = arg;
+	(void)bev;
+	if (ex->state == EX_RESPONSE_HEAD && !exchange_read_head(ex))
+		return;
+	if (ex->state == EX_RESPONSE_BODY || ex->state == EX_TUNNEL)
+		exchange_read_body(ex);
+}
+
+void exchange_response_drained(struct exchange *ex)
+{
+	if (!ex->up || (ex->state != EX_RESPONSE_BODY && ex->state != EX_TUNNEL))
+		return;
+	bufferevent_enable(ex->up, EV_READ);
+	exchange_read_body(ex);
+}
+
+void exchange_finish(struct exchange *ex)
+{
+	if (ex->resolving) {
+		resolver_cancel(ex->resolving);
+		ex->resolving = NULL;
+	}
+	exchange_drop_up(ex);
+	exchange_release_backend(ex);
+	if (ex->pending) {
+		evbuffer_free(ex->pending);
+		ex->pending = NULL;
+	}
+	ex->state = EX_DONE;
+}

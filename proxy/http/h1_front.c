@@ -1,0 +1,806 @@
+#include "proxy/http/h1_front.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "config/hostname.h"
+#include "proxy/core/clock.h"
+#include "proxy/core/log.h"
+#include "proxy/edge.h"
+#include "proxy/http/exchange.h"
+#include "proxy/http/response.h"
+#include "proxy/log/access_log.h"
+
+#define H1_HIGH_WATER (256 * 1024)
+#define H1_LOW_WATER (64 * 1024)
+
+enum h1_state {
+	H1_HEAD,    /* waiting for (more of) a request head */
+	H1_BODY,    /* streaming the request body to the backend */
+	H1_WAIT,    /* request complete, response under way */
+	H1_TUNNEL,  /* after 101: raw bytes both ways */
+	H1_CLOSING, /* flushing the last bytes, then close */
+};
+
+struct h1_conn {
+	struct h1_conn *next, *prev;
+	struct worker *w;
+	struct bufferevent *bev;
+	struct event *timer; /* header and idle deadlines */
+	struct event *kick;  /* deferred start of the next pipelined request */
+	enum listener_kind kind;
+	enum h1_state state;
+	bool tls;
+	const char *tls_version;
+	char sni[256];
+	struct sockaddr_storage peer;
+	char peer_ip[48];
+	uint16_t local_port;
+	bool peer_trusted;
+
+	size_t scanned;       /* head bytes already searched for CRLFCRLF */
+	bool head_timer_armed;
+	unsigned n_requests;
+
+	bool in_request;      /* req holds a request */
+	bool in_exchange;     /* ex is live */
+	bool close_after;     /* close once this response is out */
+	bool resp_head_sent, resp_chunked;
+	int64_t body_left;    /* Content-Length bytes still to read */
+	uint64_t body_seen;
+	uint64_t max_body;    /* 0 = unlimited */
+	bool body_too_large;
+	http_parser parser;
+	struct req req;
+	struct exchange ex;
+};
+
+static void h1_read(struct bufferevent *bev, void *arg);
+static void h1_start_next(struct h1_conn *c);
+static const struct front_ops h1_ops;
+
+static struct timeval h1_tv(uint64_t ms)
+{
+	return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+static struct h1_conn *h1_of(struct exchange *ex)
+{
+	return (struct h1_conn *)((char *)ex - offsetof(struct h1_conn, ex));
+}
+
+struct h1_conn *h1_conn_next(const struct h1_conn *c)
+{
+	return c->next;
+}
+
+/* h1_free: the one place a client connection ends. */
+static void h1_free(struct h1_conn *c, const char *why)
+{
+	log_debug("client %s: closed (%s)", c->peer_ip, why);
+	if (c->in_exchange) {
+		exchange_finish(&c->ex);
+		c->in_exchange = false;
+	}
+	if (c->in_request) {
+		req_clear(&c->req);
+		c->in_request = false;
+	}
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	event_free(c->kick);
+	struct worker *w = c->w;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	worker_conn_removed(w);
+	free(c);
+	worker_maybe_finish(w);
+}
+
+/* h1_close_after_flush: stop reading, send what is queued, then close. */
+static void h1_close_after_flush(struct h1_conn *c)
+{
+	c->state = H1_CLOSING;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		h1_free(c, "done");
+		return;
+	}
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	struct timeval tv = h1_tv(c->w->cfg->timeouts_ms.client_idle);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
+static void h1_log(struct h1_conn *c)
+{
+	struct req *r = &c->req;
+	access_log_record(c->w->alog, r);
+}
+
+/* h1_end_request: account, log and forget the current request. */
+static void h1_end_request(struct h1_conn *c)
+{
+	if (c->in_exchange) {
+		exchange_finish(&c->ex);
+		c->in_exchange = false;
+	}
+	if (c->in_request) {
+		h1_log(c);
+		req_clear(&c->req);
+		c->in_request = false;
+	}
+}
+
+/* h1_write_head: status line and portier's own headers for a response. */
+static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
+{
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, response_reason(status));
+	if (c->in_request)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+}
+
+/* h1_respond: a complete response portier makes itself. */
+static void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *body,
+		       size_t body_len, const char *extra)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->w->draining)
+		c->close_after = true;
+	h1_write_status(c, out, status);
+	evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype,
+			    body_len, extra ? extra : "", c->close_after ? "Connection: close\r\n" : "");
+	if (!(c->in_request && c->req.is_head))
+		evbuffer_add(out, body, body_len);
+	c->resp_head_sent = true;
+	if (c->in_request) {
+		c->req.status = status;
+		c->req.bytes_out += body_len;
+	}
+}
+
+/* h1_error: answer status with a short text body. Errors that leave the
+ * request body unread close the connection. */
+static void h1_error(struct h1_conn *c, int status, bool close)
+{
+	char body[128];
+	size_t n = response_error_body(body, sizeof body, status, c->in_request ? c->req.id : NULL);
+	if (close)
+		c->close_after = true;
+	h1_respond(c, status, "text/plain; charset=utf-8", body, n, NULL);
+}
+
+/* h1_finish_response: after portier's own answer or the backend's. */
+static void h1_finish_response(struct h1_conn *c)
+{
+	h1_end_request(c);
+	if (c->close_after || c->w->draining) {
+		h1_close_after_flush(c);
+		return;
+	}
+	c->state = H1_HEAD;
+	c->resp_head_sent = false;
+	event_active(c->kick, 0, 0);
+}
+
+/* Exchange callbacks: the response side. */
+
+static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_header *hs,
+			 size_t n, int64_t content_length, bool bodiless)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct req *r = &c->req;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	r->status = (int)status;
+	if (c->w->draining || !r->keep_alive)
+		c->close_after = true;
+	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", status, response_reason((int)status));
+	bool has_id = false;
+	for (size_t i = 0; i < n; i++) {
+		if (h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
+			has_id = true;
+		evbuffer_add(out, hs[i].name, hs[i].name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, hs[i].value, hs[i].value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (!has_id)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
+	if (r->tls && r->route.tenant->hsts)
+		evbuffer_add(out, "Strict-Transport-Security: max-age=31536000\r\n", 46);
+	c->resp_chunked = false;
+	if (status == 101) {
+		evbuffer_add(out, "Connection: upgrade\r\n", 21);
+	} else if (!bodiless) {
+		if (content_length >= 0)
+			evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+		else if (r->protocol[7] == '1') /* HTTP/1.1 client: keep the connection */
+			c->resp_chunked = true, evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		else
+			c->close_after = true; /* HTTP/1.0: the end of the body is the close */
+	}
+	if (status != 101) {
+		if (c->close_after)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (r->protocol[7] == '0')
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	c->resp_head_sent = true;
+}
+
+static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_remove_buffer(src, out, n);
+	if (c->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->req.bytes_out += n;
+}
+
+static void h1_resp_copy(struct exchange *ex, const char *p, size_t n)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (n == 0)
+		return;
+	if (c->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_add(out, p, n);
+	if (c->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->req.bytes_out += n;
+}
+
+static void h1_resp_end(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->resp_chunked)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	if (c->state == H1_BODY || c->state == H1_TUNNEL)
+		c->close_after = true; /* the backend answered before the body ended */
+	h1_finish_response(c);
+}
+
+static void h1_upgraded(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	c->state = H1_TUNNEL;
+	c->close_after = true;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		h1_read(c->bev, c);
+}
+
+static void h1_send_continue(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->state == H1_BODY && c->body_seen == 0 && !c->resp_head_sent)
+		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static void h1_failed(struct exchange *ex, int status, const char *why)
+{
+	struct h1_conn *c = h1_of(ex);
+	(void)why;
+	if (c->resp_head_sent) {
+		/* Mid-response: the client must see a broken message, not a short one. */
+		h1_end_request(c);
+		h1_free(c, "backend failed mid-response");
+		return;
+	}
+	h1_error(c, status, c->state == H1_BODY || c->state == H1_TUNNEL);
+	h1_finish_response(c);
+}
+
+static size_t h1_resp_backlog(struct exchange *ex)
+{
+	return evbuffer_get_length(bufferevent_get_output(h1_of(ex)->bev));
+}
+
+static void h1_request_resume(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->state != H1_BODY && c->state != H1_TUNNEL)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		h1_read(c->bev, c);
+}
+
+static const struct front_ops h1_ops = {
+	.response_head = h1_resp_head,
+	.response_data = h1_resp_data,
+	.response_copy = h1_resp_copy,
+	.response_end = h1_resp_end,
+	.upgraded = h1_upgraded,
+	.send_continue = h1_send_continue,
+	.failed = h1_failed,
+	.response_backlog = h1_resp_backlog,
+	.request_resume = h1_request_resume,
+};
+
+/* Request body: chunked bodies go through http-parser, which decodes. */
+
+static int h1_on_body(http_parser *p, const char *at, size_t len)
+{
+	struct h1_conn *c = p->data;
+	c->body_seen += len;
+	c->req.bytes_in += len;
+	if (c->max_body && c->body_seen > c->max_body) {
+		c->body_too_large = true;
+		return -1;
+	}
+	exchange_request_copy(&c->ex, at, len);
+	return 0;
+}
+
+static int h1_on_complete(http_parser *p)
+{
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings h1_body_settings = {
+	.on_body = h1_on_body,
+	.on_message_complete = h1_on_complete,
+};
+
+static void h1_body_done(struct h1_conn *c)
+{
+	c->state = H1_WAIT;
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	exchange_request_end(&c->ex);
+}
+
+/* h1_read_body: feed the backend while it keeps up. */
+static void h1_read_body(struct h1_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (c->state == H1_BODY && evbuffer_get_length(in)) {
+		if (exchange_request_backlog(&c->ex) > H1_HIGH_WATER) {
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		size_t avail = evbuffer_get_length(in);
+		if (!c->req.chunked) {
+			size_t n = (int64_t)avail < c->body_left ? avail : (size_t)c->body_left;
+			c->body_seen += n;
+			c->req.bytes_in += n;
+			c->body_left -= (int64_t)n;
+			exchange_request_body(&c->ex, in, n);
+			if (c->body_left == 0)
+				h1_body_done(c);
+			continue;
+		}
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			return;
+		size_t used = http_parser_execute(&c->parser, &h1_body_settings, v.iov_base, v.iov_len);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+		evbuffer_drain(in, used);
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&c->parser, 0);
+			h1_body_done(c);
+		} else if (e != HPE_OK) {
+			int status = c->body_too_large ? 413 : 400;
+			exchange_finish(&c->ex);
+			c->in_exchange = false;
+			if (c->resp_head_sent) {
+				h1_end_request(c);
+				h1_free(c, "bad request body");
+				return;
+			}
+			h1_error(c, status, true);
+			h1_finish_response(c);
+			return;
+		}
+	}
+}
+
+/* h1_dispatch: route the request and answer it or start its exchange. */
+static void h1_dispatch(struct h1_conn *c)
+{
+	struct worker *w = c->w;
+	struct req *r = &c->req;
+	r->snap = snapshot_retain(w->routes);
+	const struct cfg_tenant *t = snapshot_tenant_for_host(r->snap, r->host, r->host_len);
+	if (c->tls && t) {
+		/* SNI and Host must agree on the tenant (RFC 9110 7.4). */
+		const struct cfg_tenant *st = c->sni[0] ? snapshot_tenant_for_host(r->snap, c->sni,
+										strlen(c->sni))
+							: NULL;
+		if (st != t) {
+			h1_error(c, 421, r->content_length > 0 || r->chunked);
+			h1_finish_response(c);
+			return;
+		}
+	}
+	if (!t) {
+		h1_error(c, 404, r->content_length > 0 || r->chunked);
+		h1_finish_response(c);
+		return;
+	}
+	r->route.tenant = t; /* for the access log, whatever answers */
+	enum cfg_tls_mode mode = cfg_tenant_tls(t, w->cfg);
+	if (!c->tls && mode != CFG_TLS_OFF && t->https_redirect && edge_https_port(w->edge)) {
+		char loc[2048];
+		uint16_t port = edge_https_port(w->edge);
+		int n = snprintf(loc, sizeof loc, "Location: https://%.*s", (int)r->host_len, r->host);
+		if (port != 443)
+			n += snprintf(loc + n, sizeof loc - (size_t)n, ":%u", port);
+		n += snprintf(loc + n, sizeof loc - (size_t)n, "%.*s%s%.*s\r\n", (int)r->path_len, r->path,
+			      r->query ? "?" : "", (int)r->query_len, r->query ? r->query : "");
+		if ((size_t)n >= sizeof loc) {
+			h1_error(c, 414, true);
+		} else {
+			char body[128];
+			size_t bl = response_error_body(body, sizeof body, 308, r->id);
+			c->close_after |= r->content_length > 0 || r->chunked;
+			h1_respond(c, 308, "text/plain; charset=utf-8", body, bl, loc);
+		}
+		h1_finish_response(c);
+		return;
+	}
+	struct rule_req view;
+	req_rule_view(r, &view);
+	if (!snapshot_match(r->snap, &view, &r->route)) {
+		h1_error(c, 404, r->content_length > 0 || r->chunked);
+		h1_finish_response(c);
+		return;
+	}
+	int64_t tmax = r->route.tenant->max_body;
+	c->max_body = tmax >= 0 ? (uint64_t)tmax : w->cfg->limits.max_body;
+	if (c->max_body && r->content_length > 0 && (uint64_t)r->content_length > c->max_body) {
+		h1_error(c, 413, true);
+		h1_finish_response(c);
+		return;
+	}
+	const struct cfg_service *svc = r->route.service;
+	if (svc->is_respond) {
+		c->close_after |= r->content_length > 0 || r->chunked;
+		h1_respond(c, svc->respond.status, svc->respond.content_type ? svc->respond.content_type
+									  : "text/plain; charset=utf-8",
+			   svc->respond.body ? svc->respond.body : "", svc->respond.body_len, NULL);
+		h1_finish_response(c);
+		return;
+	}
+	c->state = r->content_length > 0 || r->chunked ? H1_BODY : H1_WAIT;
+	c->body_left = r->content_length > 0 ? r->content_length : 0;
+	c->body_seen = 0;
+	c->parser.data = c;
+	c->in_exchange = true;
+	if (c->state == H1_BODY) {
+		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_idle);
+		bufferevent_set_timeouts(c->bev, &tv, NULL);
+	} else {
+		bufferevent_disable(c->bev, EV_READ);
+	}
+	exchange_start(&c->ex, w, r, &h1_ops);
+	if (!c->in_exchange)
+		return; /* failed at once, already answered */
+	if (c->state == H1_BODY)
+		h1_read_body(c);
+	else
+		exchange_request_end(&c->ex);
+}
+
+/* h1_fill_req: the protocol-neutral request from a parsed head. */
+static int h1_fill_req(struct h1_conn *c, const struct h1_request_head *h)
+{
+	struct req *r = &c->req;
+	r->method = h->method_str;
+	r->method_len = h->method_len;
+	r->path = h->path;
+	r->path_len = h->path_len;
+	r->query = h->query;
+	r->query_len = h->query_len;
+	r->authority = h->host;
+	r->authority_len = h->host_len;
+	r->n_headers = h->n_headers;
+	r->content_length = h->chunked ? -1 : h->content_length;
+	r->chunked = h->chunked;
+	r->expect_continue = h->expect_continue;
+	r->upgrade = h->upgrade;
+	r->keep_alive = h->keep_alive;
+	r->is_head = h->method == HTTP_HEAD;
+	r->protocol = h->version_minor ? "HTTP/1.1" : "HTTP/1.0";
+	if (!r->keep_alive)
+		c->close_after = true;
+	int n;
+	if (h->host) {
+		n = host_normalise(h->host, h->host_len, r->host, sizeof r->host);
+	} else if (c->sni[0]) { /* HTTP/1.0 without Host: the TLS name stands in */
+		n = (int)strlen(c->sni);
+		memcpy(r->host, c->sni, (size_t)n + 1);
+	} else {
+		n = -1;
+	}
+	if (n < 0)
+		return -1;
+	r->host_len = (size_t)n;
+	return 0;
+}
+
+/* h1_read_head: wait for a whole head, parse it strictly, dispatch it. */
+static void h1_read_head(struct h1_conn *c)
+{
+	struct worker *w = c->w;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return;
+	if (!c->head_timer_armed) {
+		/* The first byte of a request starts the client_header deadline. */
+		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_header);
+		evtimer_add(c->timer, &tv);
+		c->head_timer_armed = true;
+	}
+	struct evbuffer_ptr start;
+	evbuffer_ptr_set(in, &start, c->scanned > 3 ? c->scanned - 3 : 0, EVBUFFER_PTR_SET);
+	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, &start);
+	size_t limit = w->cfg->limits.header_size;
+	if (end.pos < 0) {
+		c->scanned = avail;
+		if (avail > limit) {
+			c->in_request = true;
+			memset(&c->req, 0, sizeof c->req);
+			req_make_id(&c->req);
+			h1_error(c, 431, true);
+			h1_finish_response(c);
+		}
+		return;
+	}
+	size_t head_len = (size_t)end.pos + 4;
+	c->scanned = 0;
+	c->head_timer_armed = false;
+	evtimer_del(c->timer);
+
+	struct req *r = &c->req;
+	memset(r, 0, sizeof *r);
+	c->in_request = true;
+	c->n_requests++;
+	r->start_ms = clock_mono_ms();
+	memcpy(&r->client, &c->peer, sizeof c->peer);
+	memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
+	r->local_port = c->local_port;
+	r->tls = c->tls;
+	r->tls_version = c->tls_version;
+	r->client_trusted = c->peer_trusted;
+	r->protocol = "HTTP/1.1";
+	r->head_buf = malloc(head_len + 1);
+	unsigned cap = w->cfg->limits.header_count + 1;
+	r->headers = calloc(cap, sizeof *r->headers);
+	if (!r->head_buf || !r->headers) {
+		req_make_id(r);
+		h1_error(c, 500, true);
+		h1_finish_response(c);
+		return;
+	}
+	evbuffer_remove(in, r->head_buf, head_len);
+	r->head_buf[head_len] = '\0';
+	r->bytes_in = head_len;
+
+	struct h1_limits lim = {.header_size = limit, .header_count = w->cfg->limits.header_count};
+	struct h1_request_head h;
+	const char *why = "bad request";
+	int status = h1_request_head_parse(r->head_buf, head_len, &lim, &c->parser, r->headers, cap,
+					   &h, &why);
+	if (status == 0 && h1_fill_req(c, &h) < 0) {
+		status = 400;
+		why = "invalid Host";
+	}
+	req_make_id(r);
+	if (status) {
+		log_debug("client %s: %d %s", c->peer_ip, status, why);
+		h1_error(c, status, true);
+		h1_finish_response(c);
+		return;
+	}
+	h1_dispatch(c);
+}
+
+static void h1_read(struct bufferevent *bev, void *arg)
+{
+	struct h1_conn *c = arg;
+	(void)bev;
+	switch (c->state) {
+	case H1_HEAD:
+		h1_read_head(c);
+		break;
+	case H1_BODY:
+		h1_read_body(c);
+		break;
+	case H1_TUNNEL: {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		size_t n = evbuffer_get_length(in);
+		if (exchange_request_backlog(&c->ex) > H1_HIGH_WATER) {
+			bufferevent_disable(c->bev, EV_READ);
+			return;
+		}
+		c->req.bytes_in += n;
+		exchange_request_body(&c->ex, in, n);
+		break;
+	}
+	case H1_WAIT:
+	case H1_CLOSING:
+		break;
+	}
+}
+
+static void h1_write(struct bufferevent *bev, void *arg)
+{
+	struct h1_conn *c = arg;
+	if (c->state == H1_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			h1_free(c, "done");
+		return;
+	}
+	if (c->in_exchange)
+		exchange_response_drained(&c->ex);
+}
+
+static void h1_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct h1_conn *c = arg;
+	(void)bev;
+	if (c->state == H1_TUNNEL && (what & BEV_EVENT_EOF)) {
+		h1_end_request(c);
+		h1_free(c, "tunnel closed by client");
+		return;
+	}
+	if (c->in_request)
+		c->req.status = c->req.status ? c->req.status : 499; /* client went away */
+	h1_end_request(c);
+	h1_free(c, what & BEV_EVENT_TIMEOUT ? "timeout" : what & BEV_EVENT_EOF ? "eof" : "error");
+}
+
+/* h1_timer: the head did not arrive in time, or the connection idled out. */
+static void h1_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct h1_conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->state != H1_HEAD)
+		return;
+	if (c->head_timer_armed && evbuffer_get_length(bufferevent_get_input(c->bev))) {
+		c->in_request = true;
+		memset(&c->req, 0, sizeof c->req);
+		req_make_id(&c->req);
+		h1_error(c, 408, true);
+		c->in_request = false;
+		h1_close_after_flush(c);
+		return;
+	}
+	h1_free(c, "idle");
+}
+
+/* h1_start_next: between requests; serve a pipelined one or wait idle. */
+static void h1_start_next(struct h1_conn *c)
+{
+	if (c->state != H1_HEAD)
+		return;
+	if (c->w->draining) {
+		h1_close_after_flush(c);
+		return;
+	}
+	struct worker *w = c->w;
+	struct timeval tv = h1_tv(c->n_requests ? w->cfg->timeouts_ms.client_idle
+					       : w->cfg->timeouts_ms.client_header);
+	evtimer_add(c->timer, &tv);
+	c->head_timer_armed = !c->n_requests; /* the first request's deadline runs from accept */
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setwatermark(c->bev, EV_WRITE, H1_LOW_WATER, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	h1_read_head(c);
+}
+
+static void h1_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	h1_start_next(arg);
+}
+
+void h1_conn_drain(struct h1_conn *c)
+{
+	c->close_after = true;
+	if (c->state == H1_HEAD && !c->in_request &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		h1_close_after_flush(c);
+}
+
+static void h1_peer_ip(struct h1_conn *c)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer_ip, sizeof c->peer_ip);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof c->peer_ip);
+	} else if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
+			  sizeof c->peer_ip);
+	} else {
+		snprintf(c->peer_ip, sizeof c->peer_ip, "unknown");
+	}
+}
+
+struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
+			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
+{
+	struct h1_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		goto fail;
+	c->w = w;
+	c->kind = kind;
+	if (peer_len > sizeof c->peer)
+		peer_len = sizeof c->peer;
+	memcpy(&c->peer, peer, peer_len);
+	h1_peer_ip(c);
+	c->peer_trusted = edge_is_trusted_proxy(w->edge, peer);
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof local;
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+		c->local_port = ntohs(local.ss_family == AF_INET6
+					      ? ((struct sockaddr_in6 *)&local)->sin6_port
+					      : ((struct sockaddr_in *)&local)->sin_port);
+	if (ssl) {
+		c->tls = true;
+		c->tls_version = SSL_get_version(ssl);
+		snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : "");
+		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_OPEN,
+							BEV_OPT_CLOSE_ON_FREE);
+		ssl = NULL; /* owned by the bufferevent now, or freed with it */
+		if (c->bev)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	fd = -1;
+	c->timer = evtimer_new(w->base, h1_timer, c);
+	c->kick = event_new(w->base, -1, 0, h1_kick, c);
+	if (!c->bev || !c->timer || !c->kick) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		event_free(c->timer);
+		event_free(c->kick);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setcb(c->bev, h1_read, h1_write, h1_event, c);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	worker_conn_added(w);
+	c->state = H1_HEAD;
+	h1_start_next(c);
+	return c;
+fail:
+	free(c);
+	if (ssl)
+		SSL_free(ssl);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}

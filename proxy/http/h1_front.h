@@ -1,0 +1,29 @@
+/*
+ * h1_front.h - HTTP/1.1 toward clients: reads request heads strictly,
+ * routes them, answers what portier answers itself (errors, redirects,
+ * respond services) and streams the rest through an exchange, with
+ * keep-alive, pipelining in order, chunked framing both ways, backpressure
+ * and Upgrade tunnels.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "proxy/worker.h"
+
+struct h1_conn;
+
+/* h1_conn_new: serve fd (accepted on a listener of `kind`). With ssl, the
+ * TLS handshake is already complete and sni is the name the client asked
+ * for. Takes ownership of fd and ssl; on failure both are closed. */
+struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
+			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
+
+/* h1_conn_drain: finish the current request, then close; close now if idle. */
+void h1_conn_drain(struct h1_conn *c);
+
+/* h1_conn_next: the next connection in the worker's list. */
+struct h1_conn *h1_conn_next(const struct h1_conn *c);

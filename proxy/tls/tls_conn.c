@@ -1,0 +1,263 @@
+#include "proxy/tls/tls_conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "config/snapshot.h"
+#include "proxy/core/log.h"
+#include "proxy/edge.h"
+#include "proxy/http/h1_front.h"
+#include "proxy/tls/cert_index.h"
+#include "proxy/tls/tls_ctx.h"
+
+struct tls_conn {
+	struct tls_conn *next, *prev; /* the worker's handshakes */
+	struct worker *w;
+	int fd;
+	SSL *ssl;
+	struct event *io;       /* readiness of fd for SSL_do_handshake */
+	struct event *deadline; /* handshake must finish by client_header */
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	char sni[256];          /* name being served ("" when none) */
+	char cert_host[256];    /* certificate looked up (sni or the default) */
+	enum cfg_tls_mode mode;
+	bool parked, cert_failed;
+};
+
+static int tls_conn_ex_index = -1;
+
+static void tls_conn_step(struct tls_conn *t);
+
+static void tls_conn_unlink(struct tls_conn *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		t->w->handshakes = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->next = t->prev = NULL;
+}
+
+/* tls_conn_free: fd and ssl are closed unless handed on (then -1 / NULL). */
+static void tls_conn_free(struct tls_conn *t, const char *why)
+{
+	if (why)
+		log_debug("tls handshake ended: %s", why);
+	tls_conn_unlink(t);
+	event_free(t->io);
+	event_free(t->deadline);
+	if (t->ssl)
+		SSL_free(t->ssl);
+	if (t->fd >= 0)
+		close(t->fd);
+	struct worker *w = t->w;
+	free(t);
+	worker_conn_removed(w);
+	worker_maybe_finish(w);
+}
+
+static void tls_conn_io(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tls_conn_step(arg);
+}
+
+static void tls_conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tls_conn_free(arg, "handshake timeout");
+}
+
+/* tls_conn_done: hand the connection to the front ALPN selected. */
+static void tls_conn_done(struct tls_conn *t)
+{
+	struct worker *w = t->w;
+	int fd = t->fd;
+	SSL *ssl = t->ssl;
+	t->fd = -1;
+	t->ssl = NULL;
+	/* The bufferevent takes its own events on fd. */
+	event_del(t->io);
+	struct sockaddr_storage peer = t->peer;
+	socklen_t plen = t->peer_len;
+	char sni[256];
+	memcpy(sni, t->sni, sizeof sni);
+	tls_conn_unlink(t);
+	event_free(t->io);
+	event_free(t->deadline);
+	free(t);
+	worker_conn_removed(w); /* h1_conn_new counts it again */
+	SSL_set_ex_data(ssl, tls_conn_ex_index, NULL);
+	switch (tls_alpn_selected(ssl)) {
+	case TLS_ALPN_H2:
+	case TLS_ALPN_ACME_TLS1:
+		/* Fronts to come plug in here; until then nothing selects these. */
+		SSL_free(ssl);
+		close(fd);
+		worker_maybe_finish(w);
+		return;
+	case TLS_ALPN_NONE:
+	case TLS_ALPN_HTTP11:
+		break;
+	}
+	h1_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen, LISTENER_HTTPS);
+}
+
+static void tls_conn_step(struct tls_conn *t)
+{
+	ERR_clear_error();
+	int rc = SSL_do_handshake(t->ssl);
+	if (rc == 1) {
+		tls_conn_done(t);
+		return;
+	}
+	int err = SSL_get_error(t->ssl, rc);
+	short what;
+	switch (err) {
+	case SSL_ERROR_WANT_READ:
+		what = EV_READ;
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		what = EV_WRITE;
+		break;
+	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+		t->parked = true; /* woken by tls_conn_cert_result */
+		return;
+	default: {
+		char buf[160];
+		ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+		tls_conn_free(t, buf);
+		return;
+	}
+	}
+	event_del(t->io);
+	event_assign(t->io, t->w->base, t->fd, what, tls_conn_io, t);
+	event_add(t->io, NULL);
+}
+
+int tls_conn_init(void)
+{
+	tls_conn_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	return tls_conn_ex_index < 0 ? -1 : 0;
+}
+
+void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct tls_conn *t = calloc(1, sizeof *t);
+	SSL *ssl = t ? SSL_new(edge_ssl_ctx(w->edge)) : NULL;
+	if (!ssl) {
+		free(t);
+		close(fd);
+		return;
+	}
+	t->w = w;
+	t->fd = fd;
+	t->ssl = ssl;
+	t->peer_len = peer_len < sizeof t->peer ? peer_len : sizeof t->peer;
+	memcpy(&t->peer, peer, t->peer_len);
+	t->io = event_new(w->base, fd, EV_READ, tls_conn_io, t);
+	t->deadline = evtimer_new(w->base, tls_conn_timeout, t);
+	SSL_set_fd(ssl, fd);
+	SSL_set_accept_state(ssl);
+	SSL_set_ex_data(ssl, tls_conn_ex_index, t);
+	t->next = w->handshakes;
+	if (w->handshakes)
+		w->handshakes->prev = t;
+	w->handshakes = t;
+	worker_conn_added(w);
+	if (!t->io || !t->deadline) {
+		tls_conn_free(t, "out of memory");
+		return;
+	}
+	uint64_t ms = w->cfg->timeouts_ms.client_header;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	evtimer_add(t->deadline, &tv);
+	event_add(t->io, NULL);
+}
+
+/* tls_conn_pick: the certificate for t->cert_host from the index, or NULL. */
+static struct cert *tls_conn_pick(struct tls_conn *t)
+{
+	struct cert *c = cert_index_get(t->w->certs, t->cert_host);
+	return c && c->source == t->mode ? c : NULL;
+}
+
+int tls_conn_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	(void)arg;
+	struct tls_conn *t = SSL_get_ex_data(ssl, tls_conn_ex_index);
+	if (!t) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	struct worker *w = t->w;
+	if (t->cert_failed) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	int n = tls_client_hello_sni(ssl, t->sni, sizeof t->sni);
+	if (n < 0) {
+		*alert = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	if (n == 0)
+		t->sni[0] = '\0';
+	const struct cfg_tenant *tenant =
+		n > 0 ? snapshot_tenant_for_host(w->routes, t->sni, (size_t)n) : NULL;
+	enum cfg_tls_mode mode = tenant ? cfg_tenant_tls(tenant, w->cfg) : CFG_TLS_OFF;
+	if (mode == CFG_TLS_OFF) {
+		if (!w->cfg->tls.unknown_sni_default) {
+			*alert = SSL_AD_UNRECOGNIZED_NAME;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		snprintf(t->cert_host, sizeof t->cert_host, "%s", TLS_DEFAULT_CERT_HOST);
+		mode = CFG_TLS_INTERNAL;
+	} else {
+		memcpy(t->cert_host, t->sni, sizeof t->cert_host);
+	}
+	t->mode = mode;
+	struct cert *c = tls_conn_pick(t);
+	if (c) {
+		if (SSL_use_cert_and_key(ssl, c->leaf, c->key, c->chain, 1) != 1) {
+			*alert = SSL_AD_INTERNAL_ERROR;
+			return SSL_CLIENT_HELLO_ERROR;
+		}
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	/* Not at hand: ask the main thread once per host, park until it answers. */
+	bool asked = false;
+	for (struct tls_conn *o = w->handshakes; o; o = o->next)
+		if (o != t && o->parked && strcmp(o->cert_host, t->cert_host) == 0)
+			asked = true;
+	if (!asked)
+		worker_request_cert(w, t->cert_host, mode);
+	return SSL_CLIENT_HELLO_RETRY;
+}
+
+void tls_conn_cert_result(struct worker *w, const char *host, int ok)
+{
+	struct tls_conn *t = w->handshakes;
+	while (t) {
+		struct tls_conn *next = t->next;
+		if (t->parked && strcmp(t->cert_host, host) == 0) {
+			t->parked = false;
+			t->cert_failed = !ok;
+			tls_conn_step(t);
+		}
+		t = next;
+	}
+}
+
+void tls_conn_drain(struct worker *w)
+{
+	while (w->handshakes)
+		tls_conn_free(w->handshakes, "shutting down");
+}

@@ -1,0 +1,26 @@
+/*
+ * pool.h - idle keep-alive connections to backends, per worker, keyed by
+ * the backend's configured address "host:port" (so they survive routing
+ * updates). Bounded per key and in total; an idle connection that the
+ * backend closes or that outlives backend_idle is dropped.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+struct pool;
+
+struct pool *pool_new(struct event_base *base, uint64_t idle_ms, unsigned max_per_key,
+		      unsigned max_total);
+void pool_free(struct pool *p);
+
+/* pool_put: keep bev (an idle connection with nothing pending) for reuse.
+ * The pool owns it from now on and may free it at once when full. */
+void pool_put(struct pool *p, const char *key, struct bufferevent *bev);
+
+/* pool_take: an idle connection for key (the caller owns it and must set its
+ * callbacks), or NULL. */
+struct bufferevent *pool_take(struct pool *p, const char *key);

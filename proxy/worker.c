@@ -1,0 +1,230 @@
+#include "proxy/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/listener.h>
+
+#include "proxy/core/log.h"
+#include "proxy/edge.h"
+#include "proxy/http/h1_front.h"
+#include "proxy/log/access_log.h"
+#include "proxy/tls/tls_conn.h"
+#include "proxy/upstream/pool.h"
+#include "proxy/upstream/resolver.h"
+
+#define WORKER_DNS_TTL_MS 30000
+#define WORKER_DNS_ENTRIES 4096
+#define WORKER_POOL_PER_BACKEND 64
+#define WORKER_POOL_TOTAL 4096
+
+struct worker_listener {
+	struct worker *w;
+	enum listener_kind kind;
+	struct evconnlistener *l;
+};
+
+static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			  int len, void *arg)
+{
+	struct worker_listener *wl = arg;
+	(void)l;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (wl->kind == LISTENER_HTTPS)
+		tls_conn_accept(wl->w, fd, sa, (socklen_t)len);
+	else
+		h1_conn_new(wl->w, fd, NULL, NULL, sa, (socklen_t)len, LISTENER_HTTP);
+}
+
+static void worker_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	(void)arg;
+	/* EMFILE and friends: log and keep listening; libevent retries. */
+	log_warn("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	event_base_dispatch(w->base);
+	edge_worker_exited(w->edge, w);
+	return NULL;
+}
+
+int worker_start(struct worker *w, const int *fds, const enum listener_kind *kinds, size_t n)
+{
+	w->base = event_base_new();
+	if (!w->base)
+		return -1;
+	w->mailbox = mailbox_new(w->base);
+	w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+						  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (w->dns)
+		evdns_base_load_hosts(w->dns, NULL);
+	w->resolver = resolver_new(w->base, w->dns, WORKER_DNS_TTL_MS, WORKER_DNS_ENTRIES);
+	w->pool = pool_new(w->base, w->cfg->timeouts_ms.backend_idle, WORKER_POOL_PER_BACKEND,
+			   WORKER_POOL_TOTAL);
+	w->listeners = calloc(n ? n : 1, sizeof *w->listeners);
+	w->alog = access_log_buf_new(w->alog_sink, w->base);
+	if (!w->alog || !w->mailbox || !w->dns || !w->resolver || !w->pool || !w->listeners)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		struct worker_listener *wl = &w->listeners[i];
+		wl->w = w;
+		wl->kind = kinds[i];
+		wl->l = evconnlistener_new(w->base, worker_accept, wl, LEV_OPT_CLOSE_ON_FREE, 0,
+					   fds[i]);
+		if (!wl->l)
+			return -1;
+		evconnlistener_set_error_cb(wl->l, worker_accept_error);
+		w->n_listeners++;
+	}
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	return 0;
+}
+
+/* Messages from the main thread. */
+
+struct worker_msg {
+	struct worker *w;
+	struct route_snapshot *routes;
+	struct cert_index *certs;
+	bool ok;
+	char host[256];
+};
+
+static void worker_on_routes(void *arg)
+{
+	struct worker_msg *m = arg;
+	snapshot_release(m->w->routes);
+	m->w->routes = m->routes;
+	free(m);
+}
+
+void worker_post_routes(struct worker *w, struct route_snapshot *snap)
+{
+	struct worker_msg *m = calloc(1, sizeof *m);
+	if (!m)
+		return;
+	m->w = w;
+	m->routes = snapshot_retain(snap);
+	if (mailbox_post(w->mailbox, worker_on_routes, m) < 0) {
+		snapshot_release(m->routes);
+		free(m);
+	}
+}
+
+static void worker_on_certs(void *arg)
+{
+	struct worker_msg *m = arg;
+	cert_index_release(m->w->certs);
+	m->w->certs = m->certs;
+	free(m);
+}
+
+void worker_post_certs(struct worker *w, struct cert_index *ix)
+{
+	struct worker_msg *m = calloc(1, sizeof *m);
+	if (!m)
+		return;
+	m->w = w;
+	m->certs = cert_index_retain(ix);
+	if (mailbox_post(w->mailbox, worker_on_certs, m) < 0) {
+		cert_index_release(m->certs);
+		free(m);
+	}
+}
+
+static void worker_on_cert_result(void *arg)
+{
+	struct worker_msg *m = arg;
+	tls_conn_cert_result(m->w, m->host, m->ok);
+	free(m);
+}
+
+void worker_post_cert_result(struct worker *w, const char *host, bool ok, const char *err)
+{
+	struct worker_msg *m = calloc(1, sizeof *m);
+	if (!m)
+		return;
+	(void)err;
+	m->w = w;
+	m->ok = ok;
+	snprintf(m->host, sizeof m->host, "%s", host);
+	if (mailbox_post(w->mailbox, worker_on_cert_result, m) < 0)
+		free(m);
+}
+
+/* worker_on_drain: stop accepting (closing the sockets makes the kernel
+ * refuse new connections), let in-flight requests finish. */
+static void worker_on_drain(void *arg)
+{
+	struct worker *w = arg;
+	w->draining = true;
+	for (size_t i = 0; i < w->n_listeners; i++) {
+		evconnlistener_free(w->listeners[i].l);
+		w->listeners[i].l = NULL;
+	}
+	tls_conn_drain(w);
+	struct h1_conn *c = w->conns;
+	while (c) {
+		struct h1_conn *next = h1_conn_next(c);
+		h1_conn_drain(c);
+		c = next;
+	}
+	worker_maybe_finish(w);
+}
+
+void worker_post_drain(struct worker *w)
+{
+	mailbox_post(w->mailbox, worker_on_drain, w);
+}
+
+void worker_request_cert(struct worker *w, const char *host, enum cfg_tls_mode mode)
+{
+	edge_request_cert(w->edge, w, host, mode);
+}
+
+void worker_conn_added(struct worker *w)
+{
+	atomic_fetch_add_explicit(&w->n_conns, 1, memory_order_relaxed);
+}
+
+void worker_conn_removed(struct worker *w)
+{
+	atomic_fetch_sub_explicit(&w->n_conns, 1, memory_order_relaxed);
+}
+
+void worker_maybe_finish(struct worker *w)
+{
+	if (w->draining && atomic_load(&w->n_conns) == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+void worker_join(struct worker *w)
+{
+	pthread_join(w->thread, NULL);
+	/* Anything still open after a forced stop is closed with the base. */
+	while (w->handshakes)
+		tls_conn_drain(w);
+	for (size_t i = 0; i < w->n_listeners; i++)
+		if (w->listeners[i].l)
+			evconnlistener_free(w->listeners[i].l);
+	free(w->listeners);
+	pool_free(w->pool);
+	resolver_free(w->resolver);
+	if (w->dns)
+		evdns_base_free(w->dns, 0);
+	access_log_buf_free(w->alog);
+	snapshot_release(w->routes);
+	cert_index_release(w->certs);
+	mailbox_free(w->mailbox);
+	event_base_free(w->base);
+}

@@ -1,0 +1,77 @@
+/*
+ * worker.h - one worker thread: its own event loop, listeners (SO_REUSEPORT),
+ * resolver, backend pool, and its references to the current routing and
+ * certificate snapshots. It never blocks and never mutates shared state
+ * beyond atomics; the main thread (edge.c) talks to it through its mailbox.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config/model.h"
+#include "config/snapshot.h"
+#include "proxy/core/mailbox.h"
+#include "proxy/tls/cert_index.h"
+
+struct edge;
+struct pool;
+struct resolver;
+struct access_log;
+struct access_log_buf;
+struct tls_conn;
+struct h1_conn;
+
+enum listener_kind { LISTENER_HTTP, LISTENER_HTTPS };
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct edge *edge;
+	const struct cfg_static *cfg; /* the edge's static config, immutable while running */
+	struct event_base *base;
+	struct mailbox *mailbox;
+	struct evdns_base *dns;
+	struct resolver *resolver;
+	struct pool *pool;
+	struct access_log *alog_sink; /* set by the edge */
+	struct access_log_buf *alog;
+
+	struct route_snapshot *routes; /* this worker's reference to the current table */
+	struct cert_index *certs;
+
+	struct worker_listener *listeners;
+	size_t n_listeners;
+	uint16_t https_port; /* for redirects: the first HTTPS listener's port */
+
+	struct h1_conn *conns;          /* every client connection, for draining */
+	struct tls_conn *handshakes;    /* connections still in their TLS handshake */
+	_Atomic unsigned long n_conns;  /* read by the main thread for status */
+	bool draining;
+};
+
+/* worker_start: create the loop and listeners (fds pre-bound by the edge,
+ * ownership taken) and start the thread. */
+int worker_start(struct worker *w, const int *fds, const enum listener_kind *kinds, size_t n);
+
+/* Messages from the main thread (run on the worker through its mailbox). */
+void worker_post_routes(struct worker *w, struct route_snapshot *snap); /* takes a reference */
+void worker_post_certs(struct worker *w, struct cert_index *ix);        /* takes a reference */
+void worker_post_drain(struct worker *w);
+/* worker_post_cert_result: the answer to a certificate request for host. */
+void worker_post_cert_result(struct worker *w, const char *host, bool ok, const char *err);
+
+/* worker_join: wait for the thread to end and free the worker's state. */
+void worker_join(struct worker *w);
+
+/* Used by connections: */
+void worker_conn_added(struct worker *w);
+void worker_conn_removed(struct worker *w);
+/* worker_request_cert: ask the main thread for host's certificate; the
+ * answer comes back as worker_post_cert_result. */
+void worker_request_cert(struct worker *w, const char *host, enum cfg_tls_mode mode);
+/* worker_maybe_finish: when draining and nothing is left, stop the loop. */
+void worker_maybe_finish(struct worker *w);
