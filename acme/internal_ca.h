@@ -22,3 +22,7 @@ const char *internal_ca_root_path(const struct internal_ca *ca);
  * iPAddress for literals), valid 90 days, chain = the root. */
 struct cert *internal_ca_issue(struct internal_ca *ca, const char *host, char *errbuf,
 			       size_t errlen);
+
+/* internal_ca_signed: whether leaf was issued by this CA's current root (a
+ * stored leaf from an earlier, replaced root must be reissued). */
+int internal_ca_signed(const struct internal_ca *ca, X509 *leaf);

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/tls1.h>
@@ -152,7 +151,6 @@ static int tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv
 	(void)ssl;
 	const struct tls_ticket_keys *keys =
 		atomic_load_explicit(&tls_keys_live, memory_order_acquire);
-	fprintf(stderr, "ticket cb enc=%d\n", enc);
 	if (!keys)
 		return 0; /* after tls_ctx_free_globals: no tickets */
 	if (enc) {
