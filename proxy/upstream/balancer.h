@@ -12,8 +12,10 @@
 
 /* balancer_pick: index of the backend for this request, skipping backends
  * marked down and `exclude` (-1 for none; the retry path passes the one that
- * failed). Returns -1 when no backend is usable (answer 503). client is used
- * by ip_hash (may be NULL). */
+ * failed). When every backend is marked down, the one whose cool-down ends
+ * first is tried rather than black-holing the service. Returns -1 only when
+ * there are no backends or all are excluded (answer 503). client is used by
+ * ip_hash (may be NULL). */
 int balancer_pick(struct cfg_service *svc, const struct sockaddr *client, int exclude,
 		  int64_t now_ms);
 

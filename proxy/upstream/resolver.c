@@ -19,8 +19,9 @@
  *     orphans the query, and the callback frees it.
  *   - waiters are moved off the entry before they are called, so callbacks
  *     may look up, cancel other requests, or evict entries meanwhile.
- *   - after resolver_free, run the loop once before freeing the evdns_base
- *     so cancelled queries can call back and be freed.
+ *   - resolver_free is not for use inside a resolver callback. After it,
+ *     run the loop once (EVLOOP_NONBLOCK) before freeing the evdns_base so
+ *     the cancelled queries can call back and be freed.
  */
 #include "proxy/upstream/resolver.h"
 
@@ -38,6 +39,10 @@
 
 #define RESOLVER_DEFAULT_MAX_ENTRIES 1024u
 #define RESOLVER_NEGATIVE_TTL_MS 1000u
+/* A query evdns has not answered after this long is failed by us: with no
+ * nameserver configured evdns queues requests forever, and one stuck query
+ * would otherwise hold its name (and everybody waiting on it) for good. */
+#define RESOLVER_DEFAULT_QUERY_TIMEOUT_MS 10000u
 
 enum resolver_state { RESOLVER_PENDING, RESOLVER_OK, RESOLVER_FAILED };
 
@@ -68,18 +73,20 @@ struct resolver_entry {
 	struct resolver_entry *newer, *older;    /* recency list */
 	enum resolver_state state;
 	int err;                                 /* RESOLVER_FAILED: EVUTIL_EAI_* */
+	const char *why;                         /* RESOLVER_FAILED: our reason, or NULL */
 	struct sockaddr_storage addr;            /* port 0; valid when addrlen > 0 */
 	socklen_t addrlen;
 	int64_t expires_ms;
 	struct resolver_query *query;            /* RESOLVER_PENDING */
 	struct evdns_getaddrinfo_request *dns;   /* RESOLVER_PENDING, when asynchronous */
+	struct event *deadline;                  /* armed while RESOLVER_PENDING */
 	struct resolver_req *waiters;
 };
 
 struct resolver {
 	struct event_base *base;
 	struct evdns_base *dns;
-	uint64_t ttl_ms, negative_ttl_ms;
+	uint64_t ttl_ms, negative_ttl_ms, query_timeout_ms;
 	unsigned max_entries, n_entries;
 	struct resolver_entry **buckets;
 	size_t n_buckets; /* a power of two */
@@ -165,8 +172,9 @@ static void resolver_answer_of(const struct resolver_entry *e, struct resolver_a
 		return;
 	}
 	ans->err = e->err ? e->err : EVUTIL_EAI_FAIL;
-	snprintf(ans->errmsg, sizeof ans->errmsg, "cannot resolve %s: %s", e->host,
-		 e->err == EVUTIL_EAI_NONAME ? "name not found" : evutil_gai_strerror(e->err));
+	const char *why = e->why ? e->why
+		: e->err == EVUTIL_EAI_NONAME ? "name not found" : evutil_gai_strerror(e->err);
+	snprintf(ans->errmsg, sizeof ans->errmsg, "cannot resolve %s: %s", e->host, why);
 }
 
 /* --- the recency list and the hash table --- */
@@ -238,6 +246,8 @@ static void resolver_entry_free(struct resolver *r, struct resolver_entry *e)
 	r->n_entries--;
 
 	resolver_query_drop(e);
+	if (e->deadline)
+		event_free(e->deadline);
 	while (e->waiters) {
 		struct resolver_req *w = e->waiters;
 		e->waiters = w->next;
@@ -283,9 +293,10 @@ static struct resolver_entry *resolver_entry_new(struct resolver *r, const char 
 
 /* --- answers --- */
 
-/* resolver_store: record a DNS answer in e (IPv4 preferred). */
+/* resolver_store: record a DNS answer in e (IPv4 preferred); why, when
+ * not NULL, says why there is none. */
 static void resolver_store(struct resolver *r, struct resolver_entry *e, int result,
-			   const struct evutil_addrinfo *res)
+			   const struct evutil_addrinfo *res, const char *why)
 {
 	int64_t now = clock_mono_ms();
 	const struct evutil_addrinfo *pick = NULL;
@@ -303,6 +314,7 @@ static void resolver_store(struct resolver *r, struct resolver_entry *e, int res
 		e->addrlen = (socklen_t)pick->ai_addrlen;
 		e->state = RESOLVER_OK;
 		e->err = 0;
+		e->why = NULL;
 		e->expires_ms = now + (int64_t)r->ttl_ms;
 		return;
 	}
@@ -316,6 +328,7 @@ static void resolver_store(struct resolver *r, struct resolver_entry *e, int res
 	}
 	e->state = RESOLVER_FAILED;
 	e->err = result;
+	e->why = why;
 }
 
 /* resolver_dispatch: hand e's answer to every waiter. The answer is copied
@@ -324,12 +337,19 @@ static void resolver_store(struct resolver *r, struct resolver_entry *e, int res
 static void resolver_dispatch(struct resolver_entry *e)
 {
 	struct resolver_answer ans;
-	struct resolver_req *list = e->waiters;
+	struct resolver_req *list = NULL;
 
 	resolver_answer_of(e, &ans);
-	e->waiters = NULL;
-	if (list)
-		list->pprev = &list;
+	/* Waiters are pushed at the head; reversed here, the first to ask is
+	 * the first answered. */
+	while (e->waiters) {
+		struct resolver_req *w = e->waiters;
+		e->waiters = w->next;
+		w->next = list;
+		list = w;
+	}
+	for (struct resolver_req **pp = &list; *pp; pp = &(*pp)->next)
+		(*pp)->pprev = pp;
 	while (list) {
 		struct resolver_req *w = list;
 		list = w->next;
@@ -355,12 +375,27 @@ static void resolver_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
 	if (e) {
 		e->query = NULL;
 		e->dns = NULL;
-		resolver_store(r, e, result, res);
+		evtimer_del(e->deadline);
+		resolver_store(r, e, result, res, NULL);
 	}
 	if (res)
 		evutil_freeaddrinfo(res);
 	if (e)
 		resolver_dispatch(e);
+}
+
+/* resolver_deadline_cb: evdns did not answer in time: give up on its
+ * query and answer the waiters (with the last good address if any). */
+static void resolver_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct resolver_entry *e = arg;
+	struct resolver *r = e->query ? e->query->r : NULL;
+
+	if (!r)
+		return;
+	resolver_query_drop(e);
+	resolver_store(r, e, EVUTIL_EAI_AGAIN, NULL, "timed out");
+	resolver_dispatch(e);
 }
 
 /* resolver_start: ask DNS for e->host. Returns true when the answer came
@@ -372,13 +407,20 @@ static bool resolver_start(struct resolver *r, struct resolver_entry *e)
 	bool sync_done = false;
 	struct resolver_query *q = calloc(1, sizeof *q);
 
-	if (!q) {
+	if (!e->deadline)
+		e->deadline = evtimer_new(r->base, resolver_deadline_cb, e);
+	if (!q || !e->deadline) {
+		free(q);
 		e->state = RESOLVER_FAILED;
 		e->err = EVUTIL_EAI_MEMORY;
+		e->why = "out of memory";
 		e->expires_ms = 0; /* retried by the next lookup */
 		resolver_dispatch(e);
 		return true;
 	}
+	struct timeval tv = {.tv_sec = (time_t)(r->query_timeout_ms / 1000),
+			     .tv_usec = (suseconds_t)(r->query_timeout_ms % 1000) * 1000};
+	evtimer_add(e->deadline, &tv);
 	q->r = r;
 	q->entry = e;
 	q->sync_done = &sync_done;
@@ -477,6 +519,7 @@ struct resolver *resolver_new(struct event_base *base, struct evdns_base *dns, u
 	r->ttl_ms = ttl_ms;
 	r->negative_ttl_ms = ttl_ms < RESOLVER_NEGATIVE_TTL_MS ? ttl_ms : RESOLVER_NEGATIVE_TTL_MS;
 	r->max_entries = max_entries ? max_entries : RESOLVER_DEFAULT_MAX_ENTRIES;
+	r->query_timeout_ms = RESOLVER_DEFAULT_QUERY_TIMEOUT_MS;
 	r->n_buckets = 16;
 	while (r->n_buckets < r->max_entries && r->n_buckets < ((size_t)1 << 20))
 		r->n_buckets <<= 1;
@@ -496,4 +539,10 @@ void resolver_free(struct resolver *r)
 		resolver_entry_free(r, r->newest);
 	free(r->buckets);
 	free(r);
+}
+
+void resolver_set_query_timeout(struct resolver *r, uint64_t ms)
+{
+	if (r && ms > 0)
+		r->query_timeout_ms = ms;
 }

@@ -30,3 +30,8 @@ void resolver_free(struct resolver *r);
 struct resolver_req *resolver_lookup(struct resolver *r, const char *host, uint16_t port,
 				     resolver_cb cb, void *arg);
 void resolver_cancel(struct resolver_req *req);
+
+/* resolver_set_query_timeout: fail a lookup DNS has not answered in ms
+ * (default 10 s; the last good address is kept on a refresh). evdns alone
+ * never answers when no nameserver is configured. */
+void resolver_set_query_timeout(struct resolver *r, uint64_t ms);
