@@ -833,11 +833,11 @@ int h1_request_head_parse(const char *buf, size_t len, const struct h1_limits *l
 	while (len - start >= 2 && buf[start] == '\r' && buf[start + 1] == '\n')
 		start += 2;
 
+	if (start == len)
+		return h1_fail(why, 400, "empty request");
 	pos = start;
 	if ((rc = h1_line_next(buf, len, &pos, &line, &n, why)))
 		return rc;
-	if (n == 0)
-		return h1_fail(why, 400, "empty request");
 	if ((rc = h1_scan_request_line(line, n, out, why)))
 		return rc;
 	if ((rc = h1_scan_fields(buf, len, pos, lim->header_count, &ps.scanned_headers, why)))
