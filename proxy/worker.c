@@ -220,6 +220,8 @@ void worker_join(struct worker *w)
 	free(w->listeners);
 	pool_free(w->pool);
 	resolver_free(w->resolver);
+	/* Cancelled lookups call back from the loop; let them before freeing evdns. */
+	event_base_loop(w->base, EVLOOP_NONBLOCK);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);
 	access_log_buf_free(w->alog);

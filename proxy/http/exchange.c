@@ -230,7 +230,12 @@ static void exchange_connect(struct exchange *ex)
 		}
 	}
 	const struct cfg_addr *a = &ex->svc->backends[ex->backend];
-	ex->resolving = resolver_lookup(ex->w->resolver, a->host, a->port, exchange_resolved, ex);
+	/* A cached answer calls back before returning (NULL then): ex may
+	 * already have moved on, so store only a request still pending. */
+	struct resolver_req *rq =
+		resolver_lookup(ex->w->resolver, a->host, a->port, exchange_resolved, ex);
+	if (rq)
+		ex->resolving = rq;
 }
 
 void exchange_start(struct exchange *ex, struct worker *w, struct req *r,

@@ -59,6 +59,7 @@ struct h1_conn {
 	uint64_t body_seen;
 	uint64_t max_body;    /* 0 = unlimited */
 	bool body_too_large;
+	bool aborted;         /* closing without flushing */
 	http_parser parser;
 	struct req req;
 	struct exchange ex;
@@ -66,6 +67,7 @@ struct h1_conn {
 
 static void h1_read(struct bufferevent *bev, void *arg);
 static void h1_start_next(struct h1_conn *c);
+static void h1_end_request(struct h1_conn *c);
 static const struct front_ops h1_ops;
 
 static struct timeval h1_tv(uint64_t ms)
@@ -111,18 +113,29 @@ static void h1_free(struct h1_conn *c, const char *why)
 	worker_maybe_finish(w);
 }
 
-/* h1_close_after_flush: stop reading, send what is queued, then close. */
+/* h1_close_after_flush: stop reading, send what is queued, then close.
+ * Never frees at once: callers up the stack may still hold c. */
 static void h1_close_after_flush(struct h1_conn *c)
 {
 	c->state = H1_CLOSING;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		h1_free(c, "done");
+		event_active(c->kick, 0, 0);
 		return;
 	}
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	struct timeval tv = h1_tv(c->w->cfg->timeouts_ms.client_idle);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
+}
+
+/* h1_abort: close without flushing, from the loop (see h1_close_after_flush). */
+static void h1_abort(struct h1_conn *c)
+{
+	h1_end_request(c);
+	c->state = H1_CLOSING;
+	c->aborted = true;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_active(c->kick, 0, 0);
 }
 
 static void h1_log(struct h1_conn *c)
@@ -302,8 +315,7 @@ static void h1_failed(struct exchange *ex, int status, const char *why)
 	(void)why;
 	if (c->resp_head_sent) {
 		/* Mid-response: the client must see a broken message, not a short one. */
-		h1_end_request(c);
-		h1_free(c, "backend failed mid-response");
+		h1_abort(c);
 		return;
 	}
 	h1_error(c, status, c->state == H1_BODY || c->state == H1_TUNNEL);
@@ -405,8 +417,7 @@ static void h1_read_body(struct h1_conn *c)
 			exchange_finish(&c->ex);
 			c->in_exchange = false;
 			if (c->resp_head_sent) {
-				h1_end_request(c);
-				h1_free(c, "bad request body");
+				h1_abort(c);
 				return;
 			}
 			h1_error(c, status, true);
@@ -715,9 +726,15 @@ static void h1_start_next(struct h1_conn *c)
 
 static void h1_kick(evutil_socket_t fd, short what, void *arg)
 {
+	struct h1_conn *c = arg;
 	(void)fd;
 	(void)what;
-	h1_start_next(arg);
+	if (c->state == H1_CLOSING) {
+		if (c->aborted || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			h1_free(c, c->aborted ? "aborted" : "done");
+		return;
+	}
+	h1_start_next(c);
 }
 
 void h1_conn_drain(struct h1_conn *c)
