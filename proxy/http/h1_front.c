@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -22,6 +23,8 @@
 
 #define H1_HIGH_WATER (256 * 1024)
 #define H1_LOW_WATER (64 * 1024)
+#define H1_LINGER_S 2                  /* lingering close: at most this long */
+#define H1_LINGER_BYTES (1024 * 1024)  /* ... or this much dropped */
 
 enum h1_state {
 	H1_HEAD,    /* waiting for (more of) a request head */
@@ -60,6 +63,9 @@ struct h1_conn {
 	uint64_t max_body;    /* 0 = unlimited */
 	bool body_too_large;
 	bool aborted;         /* closing without flushing */
+	bool linger_wanted;   /* a refused body may still be arriving */
+	bool linger;          /* closing: drop what the client still sends */
+	size_t lingered;
 	http_parser parser;
 	struct req req;
 	struct exchange ex;
@@ -113,19 +119,38 @@ static void h1_free(struct h1_conn *c, const char *why)
 	worker_maybe_finish(w);
 }
 
-/* h1_close_after_flush: stop reading, send what is queued, then close.
- * Never frees at once: callers up the stack may still hold c. */
+/* h1_close_after_flush: send what is queued, then close. The client's
+ * unread bytes are read and dropped meanwhile (lingering close), so a client
+ * still sending a refused body sees the answer instead of a reset. Never
+ * frees at once: callers up the stack may still hold c. */
 static void h1_close_after_flush(struct h1_conn *c)
 {
 	c->state = H1_CLOSING;
-	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		event_active(c->kick, 0, 0);
-		return;
-	}
+	c->linger = c->linger_wanted && !c->w->draining;
+	if (c->linger)
+		bufferevent_enable(c->bev, EV_READ);
+	else
+		bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	struct timeval tv = h1_tv(c->w->cfg->timeouts_ms.client_idle);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		event_active(c->kick, 0, 0);
+}
+
+/* h1_closing_flushed: everything is sent; linger a little, or close. */
+static void h1_closing_flushed(struct h1_conn *c)
+{
+	if (c->aborted || !c->linger) {
+		h1_free(c, c->aborted ? "aborted" : "done");
+		return;
+	}
+	if (!c->tls) /* tell the client we are done; TLS peers just see the close */
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	if (!evtimer_pending(c->timer, NULL)) {
+		struct timeval tv = {H1_LINGER_S, 0};
+		evtimer_add(c->timer, &tv);
+	}
 }
 
 /* h1_abort: close without flushing, from the loop (see h1_close_after_flush). */
@@ -193,6 +218,10 @@ static void h1_error(struct h1_conn *c, int status, bool close)
 	size_t n = response_error_body(body, sizeof body, status, c->in_request ? c->req.id : NULL);
 	if (close)
 		c->close_after = true;
+	/* A refused request whose body is still coming: read it away before closing. */
+	if (close && c->in_request &&
+	    (c->state == H1_BODY || (c->state == H1_HEAD && (c->req.content_length > 0 || c->req.chunked))))
+		c->linger_wanted = true;
 	h1_respond(c, status, "text/plain; charset=utf-8", body, n, NULL);
 }
 
@@ -551,6 +580,43 @@ static int h1_fill_req(struct h1_conn *c, const struct h1_request_head *h)
 	return 0;
 }
 
+/* h1_scan_head: the length of the head (through CRLF CRLF) in the first
+ * bytes of in, -1 when incomplete, -2 on a bare LF, which would otherwise
+ * leave a "\n\n"-terminated head waiting for its deadline. Resumes where
+ * the last call stopped. */
+static ssize_t h1_scan_head(struct h1_conn *c, struct evbuffer *in, size_t avail, size_t limit)
+{
+	size_t n = avail < limit + 4 ? avail : limit + 4;
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	if (!p)
+		return -1;
+	for (size_t i = c->scanned; i < n; i++) {
+		const char *lf = memchr(p + i, '\n', n - i);
+		if (!lf)
+			break;
+		i = (size_t)(lf - p);
+		if (i == 0 || p[i - 1] != '\r')
+			return -2;
+		if (i >= 3 && p[i - 2] == '\n' && p[i - 3] == '\r')
+			return (ssize_t)i + 1;
+	}
+	c->scanned = n;
+	return -1;
+}
+
+/* h1_reject_early: answer before a head could be parsed, then close. */
+static void h1_reject_early(struct h1_conn *c, int status)
+{
+	memset(&c->req, 0, sizeof c->req);
+	c->in_request = true;
+	c->req.start_ms = clock_mono_ms();
+	memcpy(c->req.client_ip, c->peer_ip, sizeof c->req.client_ip);
+	c->req.protocol = "HTTP/1.1";
+	req_make_id(&c->req);
+	h1_error(c, status, true);
+	h1_finish_response(c);
+}
+
 /* h1_read_head: wait for a whole head, parse it strictly, dispatch it. */
 static void h1_read_head(struct h1_conn *c)
 {
@@ -565,22 +631,18 @@ static void h1_read_head(struct h1_conn *c)
 		evtimer_add(c->timer, &tv);
 		c->head_timer_armed = true;
 	}
-	struct evbuffer_ptr start;
-	evbuffer_ptr_set(in, &start, c->scanned > 3 ? c->scanned - 3 : 0, EVBUFFER_PTR_SET);
-	struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, &start);
 	size_t limit = w->cfg->limits.header_size;
-	if (end.pos < 0) {
-		c->scanned = avail;
-		if (avail > limit) {
-			c->in_request = true;
-			memset(&c->req, 0, sizeof c->req);
-			req_make_id(&c->req);
-			h1_error(c, 431, true);
-			h1_finish_response(c);
-		}
+	ssize_t end = h1_scan_head(c, in, avail, limit);
+	if (end == -2) {
+		h1_reject_early(c, 400);
 		return;
 	}
-	size_t head_len = (size_t)end.pos + 4;
+	if (end < 0) {
+		if (avail > limit)
+			h1_reject_early(c, 431);
+		return;
+	}
+	size_t head_len = (size_t)end;
 	c->scanned = 0;
 	c->head_timer_armed = false;
 	evtimer_del(c->timer);
@@ -651,8 +713,15 @@ static void h1_read(struct bufferevent *bev, void *arg)
 		exchange_request_body(&c->ex, in, n);
 		break;
 	}
+	case H1_CLOSING: {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		c->lingered += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->lingered > H1_LINGER_BYTES)
+			h1_free(c, "linger limit");
+		break;
+	}
 	case H1_WAIT:
-	case H1_CLOSING:
 		break;
 	}
 }
@@ -662,7 +731,7 @@ static void h1_write(struct bufferevent *bev, void *arg)
 	struct h1_conn *c = arg;
 	if (c->state == H1_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			h1_free(c, "done");
+			h1_closing_flushed(c);
 		return;
 	}
 	if (c->in_exchange)
@@ -690,6 +759,10 @@ static void h1_timer(evutil_socket_t fd, short what, void *arg)
 	struct h1_conn *c = arg;
 	(void)fd;
 	(void)what;
+	if (c->state == H1_CLOSING) {
+		h1_free(c, "linger over");
+		return;
+	}
 	if (c->state != H1_HEAD)
 		return;
 	if (c->head_timer_armed && evbuffer_get_length(bufferevent_get_input(c->bev))) {
@@ -731,7 +804,7 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->state == H1_CLOSING) {
 		if (c->aborted || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-			h1_free(c, c->aborted ? "aborted" : "done");
+			h1_closing_flushed(c);
 		return;
 	}
 	h1_start_next(c);
