@@ -12,7 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-#include "acme/fileio.h"
+#include "config/fileio.h"
 #include "acme/pem.h"
 
 /* Certificate chains are a few KB; the cap keeps a wrong path (a log file,

@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "acme/fileio.h"
+#include "config/fileio.h"
 #include "acme/pem.h"
 
 /* meta.json is a few hundred bytes; anything near the cap is not ours. */

@@ -19,7 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
-#include "acme/fileio.h"
+#include "config/fileio.h"
 #include "acme/pem.h"
 
 #define CA_ROOT_DAYS (10 * 365)

@@ -19,6 +19,7 @@ struct cfg_err {
 	int status;        /* 400 invalid, 409 host conflict, 500 system error */
 	char field[192];   /* JSON path of the culprit: "routes[1].rule", "listen.https" */
 	char message[512]; /* one sentence, says what to fix */
+	char tenant[64];   /* 409: the tenant that already routes the host */
 };
 
 /* cfg_err_set: fill *err (NULL-safe); field may be NULL or "". */
@@ -143,8 +144,22 @@ struct cfg_route {
 	struct cfg_rate_limit rate_limit;
 };
 
+/* Counters of a tenant's traffic, kept across table updates (the next
+ * snapshot's tenant of the same name shares them). Workers add atomically. */
+struct cfg_tenant_stats {
+	_Atomic unsigned refs;
+	_Atomic uint64_t requests;
+	_Atomic uint64_t by_class[6]; /* responses by status class: [2] = 2xx ... [5] = 5xx */
+	_Atomic uint64_t bytes_in, bytes_out;
+};
+
+struct cfg_tenant_stats *cfg_tenant_stats_new(void);
+struct cfg_tenant_stats *cfg_tenant_stats_retain(struct cfg_tenant_stats *st);
+void cfg_tenant_stats_release(struct cfg_tenant_stats *st); /* NULL-safe */
+
 struct cfg_tenant {
 	char *name;
+	struct cfg_tenant_stats *stats; /* set by snapshot_build; NULL before */
 	struct cfg_route *routes;
 	size_t n_routes;
 	struct cfg_service *services;

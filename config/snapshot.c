@@ -180,10 +180,11 @@ static const char *snap_tenant_name(const struct snap_build *b, uint32_t idx)
 }
 
 /* snap_conflict: a 409 on the rule of claim c. */
-static int snap_conflict(struct snap_build *b, const struct snap_claim *c, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int snap_conflict(struct snap_build *b, const struct snap_claim *c, uint32_t other,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static int snap_conflict(struct snap_build *b, const struct snap_claim *c, const char *fmt, ...)
+static int snap_conflict(struct snap_build *b, const struct snap_claim *c, uint32_t other,
+			 const char *fmt, ...)
 {
 	char field[sizeof(b->err->field)], msg[sizeof(b->err->message)];
 	va_list ap;
@@ -194,6 +195,8 @@ static int snap_conflict(struct snap_build *b, const struct snap_claim *c, const
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cfg_err_set(b->err, 409, field, "%s", msg);
+	if (b->err)
+		snprintf(b->err->tenant, sizeof(b->err->tenant), "%s", snap_tenant_name(b, other));
 	return -1;
 }
 
@@ -220,7 +223,7 @@ static int snap_claim_exact(struct snap_build *b, uint32_t ci)
 		sl->owner = c->tenant_idx;
 		sl->claim = ci;
 	} else if (sl->owner != c->tenant_idx) {
-		return snap_conflict(b, c, "host %s is already routed by tenant '%s'", host,
+		return snap_conflict(b, c, sl->owner, "host %s is already routed by tenant '%s'", host,
 				     snap_tenant_name(b, sl->owner));
 	}
 	if ((parent = snap_parent(host, len, &plen))) {
@@ -228,7 +231,7 @@ static int snap_claim_exact(struct snap_build *b, uint32_t ci)
 		struct snap_slot *ps;
 
 		if (w && w->owner != c->tenant_idx)
-			return snap_conflict(b, c,
+			return snap_conflict(b, c, w->owner,
 					     "host %s is already routed by tenant '%s' (wildcard *%s)",
 					     host, snap_tenant_name(b, w->owner), parent);
 		ps = snap_map_insert(&b->parent, b->s->seed, parent, plen);
@@ -242,7 +245,7 @@ static int snap_claim_exact(struct snap_build *b, uint32_t ci)
 	for (size_t i = 0; i < b->s->n_regex_claims; i++) {
 		const struct snap_regex_claim *rc = &b->s->regex_claims[i];
 		if (rc->tenant_idx != c->tenant_idx && rule_host_matches(rc->host, host, len))
-			return snap_conflict(b, c,
+			return snap_conflict(b, c, rc->tenant_idx,
 					     "host %s is already routed by tenant '%s' (HostRegexp `%s`)",
 					     host, snap_tenant_name(b, rc->tenant_idx), rc->host->value);
 	}
@@ -262,7 +265,7 @@ static int snap_claim_wildcard(struct snap_build *b, uint32_t ci)
 		sl->owner = c->tenant_idx;
 		sl->claim = ci;
 	} else if (sl->owner != c->tenant_idx) {
-		return snap_conflict(b, c, "host %s is already routed by tenant '%s'",
+		return snap_conflict(b, c, sl->owner, "host %s is already routed by tenant '%s'",
 				     c->host->value, snap_tenant_name(b, sl->owner));
 	}
 	ps = snap_map_find(&b->parent, b->s->seed, suffix, len);
@@ -272,7 +275,7 @@ static int snap_claim_wildcard(struct snap_build *b, uint32_t ci)
 		uint32_t other = ps->owner != c->tenant_idx ? ps->claim : ps->other_claim;
 		if (other != SNAP_NONE) {
 			const struct snap_claim *oc = &b->claims[other];
-			return snap_conflict(b, c,
+			return snap_conflict(b, c, oc->tenant_idx,
 					     "wildcard %s would take host %s, which is already routed by tenant '%s'",
 					     c->host->value, oc->host->value,
 					     snap_tenant_name(b, oc->tenant_idx));
@@ -291,7 +294,7 @@ static int snap_claim_regex(struct snap_build *b, uint32_t ci)
 		const char *host = oc->host->value;
 		if (oc->tenant_idx != c->tenant_idx &&
 		    rule_host_matches(c->host, host, strlen(host)))
-			return snap_conflict(b, c,
+			return snap_conflict(b, c, oc->tenant_idx,
 					     "HostRegexp `%s` would take host %s, which is already routed by tenant '%s'",
 					     c->host->value, host, snap_tenant_name(b, oc->tenant_idx));
 	}
@@ -575,6 +578,14 @@ static void snap_carry_service(struct cfg_service *dst, const struct cfg_service
 	}
 }
 
+/* snap_give_stats: fresh counters for tenants that had none before. */
+static void snap_give_stats(struct route_snapshot *s)
+{
+	for (size_t t = 0; t < s->tenants.n; t++)
+		if (!s->tenants.v[t].stats)
+			s->tenants.v[t].stats = cfg_tenant_stats_new();
+}
+
 static void snap_carry_state(struct route_snapshot *s, const struct route_snapshot *prev)
 {
 	for (size_t t = 0; t < s->tenants.n; t++) {
@@ -586,6 +597,8 @@ static void snap_carry_state(struct route_snapshot *s, const struct route_snapsh
 		if (!sl)
 			continue;
 		pt = &prev->tenants.v[sl->owner];
+		if (!nt->stats && pt->stats)
+			nt->stats = cfg_tenant_stats_retain(pt->stats);
 		for (size_t i = 0; i < nt->n_services; i++) {
 			struct cfg_service *svc = &nt->services[i];
 			const struct cfg_service *old;
@@ -664,6 +677,7 @@ struct route_snapshot *snapshot_build(struct cfg_tenants *tenants, uint64_t gene
 	tenants->n = 0;
 	if (prev)
 		snap_carry_state(s, prev);
+	snap_give_stats(s); /* counters are optional: a tenant without them is not counted */
 	free(b.claims);
 	free(b.exact_claims);
 	snap_map_free(&b.parent);

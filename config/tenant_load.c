@@ -101,6 +101,7 @@ void cfg_tenant_clear(struct cfg_tenant *t)
 	if (!t)
 		return;
 	free(t->name);
+	cfg_tenant_stats_release(t->stats);
 	for (size_t i = 0; i < t->n_routes; i++)
 		tenant_route_clear(&t->routes[i]);
 	free(t->routes);

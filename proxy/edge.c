@@ -1,6 +1,8 @@
 #include "proxy/edge.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,9 +17,12 @@
 
 #include "acme/certstore.h"
 #include "acme/internal_ca.h"
+#include "config/control.h"
+#include "config/fileio.h"
 #include "config/snapshot.h"
 #include "config/static_load.h"
 #include "config/tenant_load.h"
+#include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/core/mailbox.h"
 #include "proxy/log/access_log.h"
@@ -49,6 +54,8 @@ struct edge {
 	struct health_checker *health;
 	struct event *signals[5];
 	struct event *shutdown_timer, *ticket_timer;
+	struct control *control;
+	int64_t started_ms;
 	bool stopping;
 };
 
@@ -96,6 +103,7 @@ static void edge_publish_routes(struct edge *e, struct route_snapshot *snap)
 {
 	snapshot_release(e->routes);
 	e->routes = snap;
+	e->generation = snapshot_generation(snap);
 	for (unsigned i = 0; i < e->n_workers; i++)
 		worker_post_routes(&e->workers[i], snap);
 	if (e->health)
@@ -118,23 +126,22 @@ static struct route_snapshot *edge_load_routes(struct edge *e, struct cfg_err *e
 		return NULL;
 	struct route_snapshot *snap = snapshot_build(&ts, e->generation + 1, e->routes, err);
 	cfg_tenants_clear(&ts);
-	if (snap)
-		e->generation++;
 	return snap;
 }
 
-static void edge_reload(struct edge *e)
+/* edge_reload: SIGHUP and POST /v1/reload: the tenants file, validated whole. */
+static int edge_reload(struct edge *e, struct cfg_err *err)
 {
-	struct cfg_err err = {0};
-	struct route_snapshot *snap = edge_load_routes(e, &err);
+	struct route_snapshot *snap = edge_load_routes(e, err);
 	if (!snap) {
-		log_err("reload failed: %s%s%s (the running table is kept)", err.field,
-			err.field[0] ? ": " : "", err.message);
-		return;
+		log_err("reload failed: %s%s%s (the running table is kept)", err->field,
+			err->field[0] ? ": " : "", err->message);
+		return -1;
 	}
 	edge_publish_routes(e, snap);
 	log_info("reload: generation %llu, %zu tenants", (unsigned long long)e->generation,
 		 snapshot_tenants(snap)->n);
+	return 0;
 }
 
 /* Certificates, asked for by workers at their first handshake for a host. */
@@ -224,6 +231,171 @@ void edge_request_cert(struct edge *e, struct worker *w, const char *host, enum 
 	}
 }
 
+/* The control API's view of the edge. */
+
+static struct route_snapshot *edge_ctl_routes(struct edge *e)
+{
+	return e->routes;
+}
+
+static void edge_ctl_publish(struct edge *e, struct route_snapshot *snap)
+{
+	edge_publish_routes(e, snap);
+	log_info("update: generation %llu, %zu tenants", (unsigned long long)e->generation,
+		 snapshot_tenants(snap)->n);
+}
+
+static unsigned long edge_connections(const struct edge *e)
+{
+	unsigned long n = 0;
+	for (unsigned i = 0; i < e->n_workers; i++)
+		n += atomic_load_explicit(&e->workers[i].n_conns, memory_order_relaxed);
+	return n;
+}
+
+static json_t *edge_ctl_status(struct edge *e)
+{
+	json_t *tenants = json_object();
+	const struct cfg_tenants *ts = snapshot_tenants(e->routes);
+	for (size_t i = 0; tenants && i < ts->n; i++) {
+		const struct cfg_tenant_stats *st = ts->v[i].stats;
+		json_object_set_new(
+			tenants, ts->v[i].name,
+			json_pack("{s:I,s:I,s:I,s:I,s:I}", "requests",
+				  (json_int_t)(st ? atomic_load(&st->requests) : 0), "responses_4xx",
+				  (json_int_t)(st ? atomic_load(&st->by_class[4]) : 0), "responses_5xx",
+				  (json_int_t)(st ? atomic_load(&st->by_class[5]) : 0), "bytes_in",
+				  (json_int_t)(st ? atomic_load(&st->bytes_in) : 0), "bytes_out",
+				  (json_int_t)(st ? atomic_load(&st->bytes_out) : 0)));
+	}
+	return json_pack("{s:s,s:I,s:I,s:i,s:I,s:o}", "version", PORTIER_VERSION, "uptime_s",
+			 (json_int_t)((clock_mono_ms() - e->started_ms) / 1000), "generation",
+			 (json_int_t)e->generation, "workers", (int)e->n_workers, "connections",
+			 (json_int_t)edge_connections(e), "tenants", tenants ? tenants : json_object());
+}
+
+static const char *edge_source_name(enum cfg_tls_mode m)
+{
+	return m == CFG_TLS_ACME ? "acme" : m == CFG_TLS_FILES ? "files" : "internal";
+}
+
+static json_t *edge_ctl_certs(struct edge *e)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < cert_index_size(e->certs); i++) {
+		const struct cert *c = cert_index_at(e->certs, i);
+		char when[32];
+		struct tm tm;
+		gmtime_r(&c->not_after, &tm);
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s?,s:s,s:s,s:n}", "host", c->host,
+						      "source", edge_source_name(c->source), "issuer",
+						      c->issuer, "not_after", when, "state", "valid",
+						      "last_error"));
+	}
+	return json_pack("{s:o}", "certs", list ? list : json_array());
+}
+
+/* edge_ctl_cert_renew: replace host's certificate now (internal CA and files;
+ * ACME renewals come with the ACME client). */
+static int edge_ctl_cert_renew(struct edge *e, const char *host)
+{
+	const struct cfg_tenant *t = snapshot_tenant_for_host(e->routes, host, strlen(host));
+	enum cfg_tls_mode mode = t ? cfg_tenant_tls(t, &e->cfg) : CFG_TLS_OFF;
+	if (mode == CFG_TLS_OFF)
+		return -1;
+	char err[256];
+	struct cert *c = NULL;
+	if (mode == CFG_TLS_INTERNAL) {
+		c = internal_ca_issue(e->ca, host, err, sizeof err);
+		if (c && certstore_save(e->store, c, err, sizeof err) < 0) {
+			cert_release(c);
+			c = NULL;
+		}
+	} else if (mode == CFG_TLS_FILES) {
+		c = cert_load_pem(host, t->tls_cert, t->tls_key, CFG_TLS_FILES, err, sizeof err);
+	} else {
+		snprintf(err, sizeof err, "ACME certificates are not available in this build yet");
+	}
+	if (!c) {
+		log_warn("renewal of %s: %s", host, err);
+		return 0; /* accepted; the failure is logged (and will show in cert state) */
+	}
+	struct cert_index *ix = cert_index_with(e->certs, c, EDGE_CERT_CACHE);
+	cert_release(c);
+	if (ix)
+		edge_publish_certs(e, ix);
+	log_info("certificate for %s renewed", host);
+	return 0;
+}
+
+static void edge_ctl_metrics(struct edge *e, struct evbuffer *out)
+{
+	evbuffer_add_printf(out,
+			    "# HELP portier_generation Generation of the routing table served.\n"
+			    "# TYPE portier_generation gauge\nportier_generation %llu\n"
+			    "# HELP portier_connections Client connections open.\n"
+			    "# TYPE portier_connections gauge\nportier_connections %lu\n"
+			    "# HELP portier_uptime_seconds Seconds since start.\n"
+			    "# TYPE portier_uptime_seconds gauge\nportier_uptime_seconds %lld\n"
+			    "# HELP portier_requests_total Requests answered, by tenant and status class.\n"
+			    "# TYPE portier_requests_total counter\n",
+			    (unsigned long long)e->generation, edge_connections(e),
+			    (long long)((clock_mono_ms() - e->started_ms) / 1000));
+	const struct cfg_tenants *ts = snapshot_tenants(e->routes);
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct cfg_tenant_stats *st = ts->v[i].stats;
+		for (int k = 1; st && k <= 5; k++)
+			evbuffer_add_printf(out, "portier_requests_total{tenant=\"%s\",code=\"%dxx\"} %llu\n",
+					    ts->v[i].name, k,
+					    (unsigned long long)atomic_load(&st->by_class[k]));
+	}
+	evbuffer_add_printf(out, "# HELP portier_bytes_total Body and head bytes, by tenant and direction.\n"
+				 "# TYPE portier_bytes_total counter\n");
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct cfg_tenant_stats *st = ts->v[i].stats;
+		if (st)
+			evbuffer_add_printf(out,
+					    "portier_bytes_total{tenant=\"%s\",direction=\"in\"} %llu\n"
+					    "portier_bytes_total{tenant=\"%s\",direction=\"out\"} %llu\n",
+					    ts->v[i].name, (unsigned long long)atomic_load(&st->bytes_in),
+					    ts->v[i].name, (unsigned long long)atomic_load(&st->bytes_out));
+	}
+}
+
+static const struct control_ops edge_control_ops = {
+	.routes = edge_ctl_routes,
+	.publish = edge_ctl_publish,
+	.reload = edge_reload,
+	.status = edge_ctl_status,
+	.certs = edge_ctl_certs,
+	.cert_renew = edge_ctl_cert_renew,
+	.metrics = edge_ctl_metrics,
+};
+
+/* edge_start_control: the control socket (its directory is created if missing). */
+static int edge_start_control(struct edge *e)
+{
+	char err[512], dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", e->cfg.control_socket);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (fileio_mkdirs(dir, 0755, 0755, err, sizeof err) < 0) {
+			log_err("control.socket: %s", err);
+			return -1;
+		}
+	}
+	e->control = control_new(e->base, e->cfg.control_socket, e->cfg.control_mode,
+				 e->cfg.tenants_file, e, &edge_control_ops, err, sizeof err);
+	if (!e->control) {
+		log_err("%s", err);
+		return -1;
+	}
+	log_info("control: %s", e->cfg.control_socket);
+	return 0;
+}
+
 /* Lifecycle. */
 
 static void edge_on_worker_exited(void *arg)
@@ -254,9 +426,11 @@ static void edge_on_signal(evutil_socket_t sig, short what, void *arg)
 	struct edge *e = arg;
 	(void)what;
 	switch (sig) {
-	case SIGHUP:
-		edge_reload(e);
+	case SIGHUP: {
+		struct cfg_err err = {0};
+		edge_reload(e, &err);
 		break;
+	}
 	case SIGUSR1:
 		access_log_reopen(e->alog);
 		break;
@@ -361,6 +535,7 @@ static int edge_start(struct edge *e, const char *demo_tenants)
 	}
 	struct cfg_err cerr = {0};
 	e->routes = edge_load_routes(e, &cerr);
+	e->generation = e->routes ? snapshot_generation(e->routes) : 0;
 	if (!e->routes) {
 		log_err("%s: %s%s%s", e->cfg.tenants_file, cerr.field, cerr.field[0] ? ": " : "",
 			cerr.message);
@@ -426,6 +601,7 @@ static void edge_free(struct edge *e)
 		event_free(e->shutdown_timer);
 	if (e->ticket_timer)
 		event_free(e->ticket_timer);
+	control_free(e->control);
 	health_checker_free(e->health);
 	if (e->dns)
 		evdns_base_free(e->dns, 0);
@@ -449,6 +625,7 @@ int edge_run(struct cfg_static *cfg, const char *demo_tenants)
 	e.cfg = *cfg;
 	memset(cfg, 0, sizeof *cfg);
 	e.n_workers = e.cfg.workers ? e.cfg.workers : 1;
+	e.started_ms = clock_mono_ms();
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
 	int status = 1;
@@ -468,6 +645,11 @@ int edge_run(struct cfg_static *cfg, const char *demo_tenants)
 		edge_on_signal(SIGTERM, 0, &e);
 		if (e.n_workers)
 			event_base_dispatch(e.base);
+		goto join;
+	}
+	if (edge_start_control(&e) < 0) {
+		edge_on_signal(SIGTERM, 0, &e);
+		event_base_dispatch(e.base);
 		goto join;
 	}
 	log_info("ready: generation %llu, %u workers, %zu tenants, internal CA %s",

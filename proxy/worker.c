@@ -59,7 +59,14 @@ static void *worker_main(void *arg)
 
 int worker_start(struct worker *w, const int *fds, const enum listener_kind *kinds, size_t n)
 {
-	w->base = event_base_new();
+	/* The changelist folds the enable/disable pairs of one loop turn into
+	 * one epoll_ctl (or none): a request toggles interest several times. */
+	struct event_config *ec = event_config_new();
+	if (!ec)
+		return -1;
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(ec);
+	event_config_free(ec);
 	if (!w->base)
 		return -1;
 	w->mailbox = mailbox_new(w->base);

@@ -320,25 +320,11 @@ size_t exchange_request_backlog(const struct exchange *ex)
 
 /* Response from the backend. */
 
-static int exchange_on_body(http_parser *p, const char *at, size_t len)
+static void exchange_on_chunk_data(void *arg, const char *p, size_t n)
 {
-	struct exchange *ex = p->data;
-	ex->ops->response_copy(ex, at, len);
-	return 0;
+	struct exchange *ex = arg;
+	ex->ops->response_copy(ex, p, n);
 }
-
-static int exchange_on_complete(http_parser *p)
-{
-	struct exchange *ex = p->data;
-	ex->resp_chunked = false;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings exchange_body_settings = {
-	.on_body = exchange_on_body,
-	.on_message_complete = exchange_on_complete,
-};
 
 /* exchange_response_complete: hand the connection back to the pool when
  * both directions finished cleanly, then tell the front. */
@@ -408,7 +394,7 @@ static bool exchange_read_head(struct exchange *ex)
 			cl = 0;
 		} else if (rh.chunked) {
 			ex->resp_chunked = true;
-			ex->parser.data = ex;
+			chunked_init(&ex->rchunk);
 		} else if (rh.content_length >= 0) {
 			cl = rh.content_length;
 			ex->resp_remaining = cl;
@@ -469,23 +455,22 @@ static void exchange_read_body(struct exchange *ex)
 				return;
 			}
 		} else {
-			/* Chunked: http-parser decodes, the front re-frames. */
+			/* Chunked: decoded strictly, the front re-frames. */
 			struct evbuffer_iovec v;
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				return;
-			size_t used = http_parser_execute(&ex->parser, &exchange_body_settings,
-							  v.iov_base, v.iov_len);
-			enum http_errno e = HTTP_PARSER_ERRNO(&ex->parser);
-			evbuffer_drain(in, used);
+			const char *why = "bad chunked encoding from backend";
+			ptrdiff_t used = chunked_decode(&ex->rchunk, v.iov_base, v.iov_len,
+							exchange_on_chunk_data, ex, &why);
 			if (ex->state == EX_DONE)
 				return;
-			if (e == HPE_PAUSED) {
-				http_parser_pause(&ex->parser, 0);
-				exchange_response_complete(ex);
+			if (used < 0) {
+				exchange_fail(ex, 502, why);
 				return;
 			}
-			if (e != HPE_OK) {
-				exchange_fail(ex, 502, "bad chunked encoding from backend");
+			evbuffer_drain(in, (size_t)used);
+			if (ex->rchunk.done) {
+				exchange_response_complete(ex);
 				return;
 			}
 		}

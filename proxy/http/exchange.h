@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 #include <http_parser.h>
 
+#include "proxy/http/chunked.h"
 #include "proxy/http/h1_head.h"
 #include "proxy/http/req.h"
 
@@ -73,7 +74,8 @@ struct exchange {
 	struct evbuffer *pending; /* request bytes waiting for the connection */
 	bool connected, request_done, request_sent_any;
 
-	http_parser parser; /* response body framing (chunked) */
+	http_parser parser;  /* for the response head */
+	struct chunked rchunk; /* chunked response body */
 	int64_t resp_remaining; /* Content-Length bytes still due, -1 otherwise */
 	bool resp_chunked, resp_until_close, resp_keep_alive, resp_head_seen;
 	size_t resp_scanned;

@@ -17,12 +17,14 @@
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
+#include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
 #include "proxy/http/response.h"
 #include "proxy/log/access_log.h"
 
 #define H1_HIGH_WATER (256 * 1024)
 #define H1_LOW_WATER (64 * 1024)
+#define H1_READ_HIGH_WATER (256 * 1024) /* input held at most, pipelined bytes included */
 #define H1_LINGER_S 2                  /* lingering close: at most this long */
 #define H1_LINGER_BYTES (1024 * 1024)  /* ... or this much dropped */
 
@@ -66,7 +68,8 @@ struct h1_conn {
 	bool linger_wanted;   /* a refused body may still be arriving */
 	bool linger;          /* closing: drop what the client still sends */
 	size_t lingered;
-	http_parser parser;
+	http_parser parser;   /* the head's; bodies use chunk */
+	struct chunked chunk;
 	struct req req;
 	struct exchange ex;
 };
@@ -166,6 +169,7 @@ static void h1_abort(struct h1_conn *c)
 static void h1_log(struct h1_conn *c)
 {
 	struct req *r = &c->req;
+	req_account(r);
 	access_log_record(c->w->alog, r);
 }
 
@@ -378,36 +382,52 @@ static const struct front_ops h1_ops = {
 	.request_resume = h1_request_resume,
 };
 
-/* Request body: chunked bodies go through http-parser, which decodes. */
+/* Request body: chunked bodies are decoded strictly (chunked.h) and
+ * re-framed toward the backend by the exchange. */
 
-static int h1_on_body(http_parser *p, const char *at, size_t len)
+static void h1_on_chunk_data(void *arg, const char *p, size_t n)
 {
-	struct h1_conn *c = p->data;
-	c->body_seen += len;
-	c->req.bytes_in += len;
+	struct h1_conn *c = arg;
+	if (c->body_too_large)
+		return;
+	c->body_seen += n;
+	c->req.bytes_in += n;
 	if (c->max_body && c->body_seen > c->max_body) {
 		c->body_too_large = true;
-		return -1;
+		return;
 	}
-	exchange_request_copy(&c->ex, at, len);
-	return 0;
+	exchange_request_copy(&c->ex, p, n);
 }
 
-static int h1_on_complete(http_parser *p)
+static void h1_ignore_chunk_data(void *arg, const char *p, size_t n)
 {
-	http_parser_pause(p, 1);
-	return 0;
+	(void)arg;
+	(void)p;
+	(void)n;
 }
 
-static const http_parser_settings h1_body_settings = {
-	.on_body = h1_on_body,
-	.on_message_complete = h1_on_complete,
-};
+/* h1_chunked_precheck: whether the body bytes that came with the head are
+ * well-formed, so a bad first chunk is refused before a backend sees the head. */
+static bool h1_chunked_precheck(struct h1_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v[8];
+	int n = evbuffer_peek(in, -1, NULL, v, 8);
+	struct chunked probe;
+	chunked_init(&probe);
+	for (int i = 0; i < n && i < 8 && !probe.done; i++) {
+		const char *why;
+		ptrdiff_t used = chunked_decode(&probe, v[i].iov_base, v[i].iov_len,
+						h1_ignore_chunk_data, NULL, &why);
+		if (used < 0)
+			return false;
+	}
+	return true;
+}
 
 static void h1_body_done(struct h1_conn *c)
 {
 	c->state = H1_WAIT;
-	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	exchange_request_end(&c->ex);
 }
@@ -435,24 +455,26 @@ static void h1_read_body(struct h1_conn *c)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			return;
-		size_t used = http_parser_execute(&c->parser, &h1_body_settings, v.iov_base, v.iov_len);
-		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-		evbuffer_drain(in, used);
-		if (e == HPE_PAUSED) {
-			http_parser_pause(&c->parser, 0);
-			h1_body_done(c);
-		} else if (e != HPE_OK) {
-			int status = c->body_too_large ? 413 : 400;
-			exchange_finish(&c->ex);
-			c->in_exchange = false;
-			if (c->resp_head_sent) {
-				h1_abort(c);
-				return;
-			}
-			h1_error(c, status, true);
-			h1_finish_response(c);
+		const char *why = "bad chunked body";
+		ptrdiff_t used = chunked_decode(&c->chunk, v.iov_base, v.iov_len, h1_on_chunk_data, c,
+						&why);
+		if (used >= 0 && !c->body_too_large) {
+			evbuffer_drain(in, (size_t)used);
+			if (c->chunk.done)
+				h1_body_done(c);
+			continue;
+		}
+		log_debug("client %s: %s", c->peer_ip, c->body_too_large ? "body too large" : why);
+		int status = c->body_too_large ? 413 : 400;
+		exchange_finish(&c->ex);
+		c->in_exchange = false;
+		if (c->resp_head_sent) {
+			h1_abort(c);
 			return;
 		}
+		h1_error(c, status, true);
+		h1_finish_response(c);
+		return;
 	}
 }
 
@@ -514,6 +536,11 @@ static void h1_dispatch(struct h1_conn *c)
 		h1_finish_response(c);
 		return;
 	}
+	if (r->chunked && !h1_chunked_precheck(c)) {
+		h1_error(c, 400, true);
+		h1_finish_response(c);
+		return;
+	}
 	const struct cfg_service *svc = r->route.service;
 	if (svc->is_respond) {
 		c->close_after |= r->content_length > 0 || r->chunked;
@@ -526,14 +553,16 @@ static void h1_dispatch(struct h1_conn *c)
 	c->state = r->content_length > 0 || r->chunked ? H1_BODY : H1_WAIT;
 	c->body_left = r->content_length > 0 ? r->content_length : 0;
 	c->body_seen = 0;
-	c->parser.data = c;
+	c->body_too_large = false;
+	chunked_init(&c->chunk);
 	c->in_exchange = true;
 	if (c->state == H1_BODY) {
 		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_idle);
 		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	} else {
-		bufferevent_disable(c->bev, EV_READ);
 	}
+	/* In H1_WAIT reading stays on (toggling it costs two epoll_ctl a
+	 * request): pipelined bytes wait in the input, bounded by its high
+	 * watermark, and a client that leaves is noticed at once. */
 	exchange_start(&c->ex, w, r, &h1_ops);
 	if (!c->in_exchange)
 		return; /* failed at once, already answered */
@@ -878,6 +907,8 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 		return NULL;
 	}
 	bufferevent_setcb(c->bev, h1_read, h1_write, h1_event, c);
+	size_t high = w->cfg->limits.header_size + 4096; /* a whole head must fit */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, high > H1_READ_HIGH_WATER ? high : H1_READ_HIGH_WATER);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;

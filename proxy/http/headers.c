@@ -32,6 +32,9 @@ bool headers_is_hop_by_hop(const struct h1_header *hs, size_t n, size_t i)
 	for (const char *const *p = headers_hop; *p; p++)
 		if (h1_token_eq(h->name, h->name_len, *p))
 			return true;
+	/* Connection may not remove what the message needs end to end. */
+	if (h1_token_eq(h->name, h->name_len, "host"))
+		return false;
 	for (size_t j = 0; j < n; j++)
 		if (h1_token_eq(hs[j].name, hs[j].name_len, "connection") &&
 		    headers_list_has(hs[j].value, hs[j].value_len, h->name, h->name_len))
@@ -45,8 +48,8 @@ size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, co
 	while (plen > 1 && prefix[plen - 1] == '/')
 		plen--; /* "/api/" strips like "/api" */
 	*out = path;
-	if (plen == 0 || len < plen || memcmp(path, prefix, plen) != 0)
-		return len;
+	if (plen <= 1 || len < plen || memcmp(path, prefix, plen) != 0)
+		return len; /* no prefix, or "/": every path keeps its leading slash */
 	if (len == plen) {
 		*out = "/";
 		return 1;
@@ -76,10 +79,13 @@ static void headers_write_forwarding(struct evbuffer *out, const struct req *r)
 {
 	const char *v;
 	size_t len;
-	if (r->client_trusted && req_header(r, "x-forwarded-for", 0, &v, &len))
-		evbuffer_add_printf(out, "X-Forwarded-For: %.*s, %s\r\n", (int)len, v, r->client_ip);
-	else
-		evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n", r->client_ip);
+	evbuffer_add(out, "X-Forwarded-For: ", 17);
+	/* From a trusted proxy every hop it reports is kept, over all its XFF lines. */
+	for (size_t i = 0; r->client_trusted && req_header(r, "x-forwarded-for", i, &v, &len); i++) {
+		evbuffer_add(out, v, len);
+		evbuffer_add(out, ", ", 2);
+	}
+	evbuffer_add_printf(out, "%s\r\n", r->client_ip);
 
 	static const struct {
 		const char *name, *header;
@@ -99,8 +105,11 @@ static void headers_write_forwarding(struct evbuffer *out, const struct req *r)
 			evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", r->tls ? "https" : "http");
 			break;
 		case 1:
-			evbuffer_add_printf(out, "X-Forwarded-Host: %.*s\r\n", (int)r->authority_len,
-					    r->authority);
+			if (r->authority)
+				evbuffer_add_printf(out, "X-Forwarded-Host: %.*s\r\n",
+						    (int)r->authority_len, r->authority);
+			else
+				evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", r->host);
 			break;
 		case 2:
 			evbuffer_add_printf(out, "X-Forwarded-Port: %u\r\n", r->local_port);

@@ -5,6 +5,8 @@
 
 #include <openssl/rand.h>
 
+#include "proxy/core/clock.h"
+
 bool req_header(const struct req *r, const char *name, size_t idx, const char **val,
 		size_t *len)
 {
@@ -78,8 +80,13 @@ void req_make_id(struct req *r)
 		return;
 	}
 	if (req_rand_used + 16 > sizeof req_rand) {
-		if (RAND_bytes(req_rand, sizeof req_rand) != 1)
-			memset(req_rand, 0, sizeof req_rand); /* ids stay unique enough via time below */
+		if (RAND_bytes(req_rand, sizeof req_rand) != 1) {
+			/* No randomness: fall back to time and a counter, still unique. */
+			static _Thread_local uint64_t seq;
+			uint64_t t[2] = {(uint64_t)clock_wall_ms(), ++seq ^ (uint64_t)(uintptr_t)&seq};
+			for (size_t i = 0; i < sizeof req_rand; i++)
+				req_rand[i] = ((const unsigned char *)t)[i % sizeof t] ^ (unsigned char)i;
+		}
 		req_rand_used = 0;
 	}
 	static const char hex[] = "0123456789abcdef";
@@ -100,4 +107,16 @@ void req_clear(struct req *r)
 	r->headers = NULL;
 	snapshot_release(r->snap);
 	r->snap = NULL;
+}
+
+void req_account(const struct req *r)
+{
+	struct cfg_tenant_stats *st = r->route.tenant ? r->route.tenant->stats : NULL;
+	if (!st)
+		return;
+	atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
+	unsigned cls = r->status >= 100 && r->status < 600 ? (unsigned)r->status / 100 : 0;
+	atomic_fetch_add_explicit(&st->by_class[cls], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->bytes_in, r->bytes_in, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->bytes_out, r->bytes_out, memory_order_relaxed);
 }

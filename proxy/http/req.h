@@ -66,5 +66,8 @@ void req_rule_view(const struct req *r, struct rule_req *out);
  * X-Request-Id when it is sane (printable token, <= 36 chars). */
 void req_make_id(struct req *r);
 
+/* req_account: add a finished request to its tenant's counters. */
+void req_account(const struct req *r);
+
 /* req_clear: free what r owns (head copy, snapshot reference). */
 void req_clear(struct req *r);

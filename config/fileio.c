@@ -2,7 +2,7 @@
  * fileio.c - capped reads, private directories and atomic replacement of the
  * files in the state directory (certificates, keys, their metadata).
  */
-#include "acme/fileio.h"
+#include "config/fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>

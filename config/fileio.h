@@ -1,5 +1,5 @@
 /*
- * fileio.h - the small file operations the certificate code needs: reading a
+ * fileio.h - the small file operations the control plane and the certificate code need: reading a
  * whole file with a size cap, creating private directories, and replacing
  * files atomically (temp file, fsync, rename, fsync of the directory).
  * Main thread only (blocking disk I/O). Errors are one sentence in errbuf,

@@ -1,0 +1,148 @@
+"""Lifecycle: SIGTERM drains in-flight requests and stops accepting; SIGHUP
+reloads the tenants file, and a broken file leaves the running table alone.
+"""
+
+import re
+import signal
+import socket
+import ssl
+import threading
+import time
+
+from httpclient import PinnedHTTPSConnection, exchange, http, https, tls_context
+
+
+def tenant(host, backend):
+    return {"hosts": [host], "backends": [backend.address]}
+
+
+def connection_refused(port, ca_file=None, sni=None):
+    """connection_refused: True if a new connection to port is refused or
+    dropped (reset/EOF during the TLS handshake when sni is given); False if
+    it is accepted (and, with sni, the handshake completes)."""
+    try:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=0.5)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True
+    except socket.timeout:
+        return False
+    try:
+        if sni is None:
+            return False
+        try:
+            sock = tls_context(ca_file).wrap_socket(sock, server_hostname=sni)
+        except (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError):
+            return True
+        except (socket.timeout, ssl.SSLError):
+            return False
+        return False
+    finally:
+        sock.close()
+
+
+def test_sigterm_drains_in_flight_and_refuses_new(portier_factory, backend_factory, marker):
+    """SIGTERM during a 1.5 s request: new connections are refused while the
+    request is still in flight, the request completes with 200, exit 0."""
+    b = backend_factory("life")
+    p = portier_factory({"life": tenant("life.test", b)}, timeouts={"shutdown": "10s"})
+    ca = p.ca_file
+    tag = marker.strip("/")
+    result = {}
+
+    def slow():
+        try:
+            result["r"] = https(p.https_port, "life.test", ca, f"/slow?ms=1500&tag={tag}",
+                                timeout=15)
+        except Exception as e:  # reported by the assertion below
+            result["error"] = e
+
+    t = threading.Thread(target=slow, daemon=True)
+    t.start()
+    assert b.wait_for(lambda be: be.seen(tag), 5), \
+        f"slow request never reached the backend: {result}"
+    p.signal(signal.SIGTERM)
+
+    deadline = time.monotonic() + 5
+    refused = None
+    while time.monotonic() < deadline:
+        https_refused = connection_refused(p.https_port, ca, "life.test")
+        http_refused = connection_refused(p.http_port)
+        if https_refused and http_refused:
+            refused = (p.alive(), t.is_alive())
+            break
+        time.sleep(0.02)
+    assert refused is not None, "new connections still accepted 5 s after SIGTERM"
+    assert refused[1], "listeners closed only after the in-flight request ended"
+
+    t.join(15)
+    assert not t.is_alive(), "in-flight request did not complete"
+    assert "error" not in result, f"in-flight request failed: {result.get('error')!r}"
+    r = result["r"]
+    assert r.status == 200 and tag in r.json()["target"], r
+    assert p.wait_exit(15) is not None, "portier did not exit after draining"
+    assert p.stop() == 0
+
+
+def test_sighup_applies_tenants_file(portier_factory, backend_factory, marker):
+    """Editing the tenants file and sending SIGHUP adds a host; an open
+    keep-alive connection survives the reload."""
+    b1, b2 = backend_factory("one"), backend_factory("two")
+    p = portier_factory({"one": tenant("one.test", b1)})
+    conn = PinnedHTTPSConnection("one.test", p.https_port, p.ca_file)
+    try:
+        r = exchange(conn, "GET", f"{marker}/before")
+        assert r.status == 200 and r.header("X-Backend") == "one", r
+        sock = conn.sock
+        assert http(p.http_port, "two.test", marker).status == 404
+
+        p.write_tenants({"one": tenant("one.test", b1), "two": tenant("two.test", b2)})
+        ok, line = p.reload()
+        assert ok, line
+        r = https(p.https_port, "two.test", p.ca_file, f"{marker}/new")
+        assert r.status == 200 and r.header("X-Backend") == "two", r
+
+        r = exchange(conn, "GET", f"{marker}/after")
+        assert r.status == 200 and r.header("X-Backend") == "one", r
+        assert conn.sock is sock, "keep-alive connection was closed by the reload"
+    finally:
+        conn.close()
+
+
+def test_sighup_broken_file_keeps_old_table(portier_factory, backend_factory, marker):
+    """A tenants file that does not parse: 'reload failed', and the running
+    table keeps serving; a later good file applies (and can remove a host)."""
+    b1, b2 = backend_factory("one"), backend_factory("two")
+    p = portier_factory({"one": tenant("one.test", b1), "two": tenant("two.test", b2)})
+
+    p.write_tenants(raw='{"tenants": {"one": ')
+    ok, line = p.reload()
+    assert not ok, f"broken tenants file accepted: {line}"
+    assert p.alive()
+    for host, name in (("one.test", "one"), ("two.test", "two")):
+        r = https(p.https_port, host, p.ca_file, marker)
+        assert r.status == 200 and r.header("X-Backend") == name, (host, r)
+
+    p.write_tenants({"one": tenant("one.test", b1)})
+    ok, line = p.reload()
+    assert ok, line
+    assert https(p.https_port, "one.test", p.ca_file, marker).status == 200
+    assert http(p.http_port, "two.test", marker).status == 404
+
+
+def test_reload_generation_increases(portier_factory, backend_factory):
+    """Each successful reload reports a larger generation number."""
+    b1 = backend_factory("one")
+    p = portier_factory({"one": tenant("one.test", b1)})
+    gens = []
+    for _ in range(2):
+        ok, line = p.reload()
+        assert ok, line
+        gens.append(int(re.search(r"reload: generation (\d+)", line).group(1)))
+    assert gens[1] > gens[0], gens
+
+
+def test_sigint_exits_zero(portier_factory):
+    """SIGINT stops portier like SIGTERM: exit status 0."""
+    p = portier_factory({})
+    p.signal(signal.SIGINT)
+    assert p.wait_exit(15) == 0, p.stderr_text()
