@@ -1,0 +1,1 @@
+"""Pieces of bench/run: deps, workdir, procs, servers, load, report (read in that order)."""
