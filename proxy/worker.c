@@ -110,9 +110,16 @@ struct worker_msg {
 static void worker_on_routes(void *arg)
 {
 	struct worker_msg *m = arg;
-	snapshot_release(m->w->routes);
-	m->w->routes = m->routes;
+	struct worker *w = m->w;
+	snapshot_release(w->routes);
+	w->routes = m->routes;
 	free(m);
+	struct h1_conn *c = w->conns;
+	while (c) {
+		struct h1_conn *next = h1_conn_next(c);
+		h1_conn_routes_changed(c);
+		c = next;
+	}
 }
 
 void worker_post_routes(struct worker *w, struct route_snapshot *snap)

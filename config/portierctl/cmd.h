@@ -20,8 +20,8 @@
 #define CMD_USAGE_TENANT_LS "tenant ls"
 #define CMD_USAGE_TENANT_SHOW "tenant show NAME"
 #define CMD_USAGE_TENANT_PROVISION                                                           \
-	"tenant provision NAME --domain DOMAIN [--template DIR] [--out DIR] [--up]"
-#define CMD_USAGE_TENANT_DEPROVISION "tenant deprovision NAME [--down] [--purge]"
+	"tenant provision NAME --domain DOMAIN [--template DIR] [--out DIR] [--up] [--force]"
+#define CMD_USAGE_TENANT_DEPROVISION "tenant deprovision NAME [--out DIR] [--down] [--purge]"
 #define CMD_USAGE_TENANT_IMPORT "tenant import-traefik COMPOSE_FILE [--tenant NAME] [--apply]"
 #define CMD_USAGE_CERT_LS "cert ls"
 #define CMD_USAGE_CERT_RENEW "cert renew HOST"

@@ -182,7 +182,7 @@ static void h1_end_request(struct h1_conn *c)
 	}
 	if (c->in_request) {
 		h1_log(c);
-		req_clear(&c->req);
+		req_clear(&c->req); /* req.host stays: h1_conn_routes_changed reads it */
 		c->in_request = false;
 	}
 }
@@ -837,6 +837,18 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	h1_start_next(c);
+}
+
+void h1_conn_routes_changed(struct h1_conn *c)
+{
+	if (c->n_requests == 0 || c->state == H1_CLOSING || c->req.host_len == 0 ||
+	    snapshot_tenant_for_host(c->w->routes, c->req.host, c->req.host_len))
+		return;
+	/* Its tenant is gone: finish what is under way, then close. */
+	c->close_after = true;
+	if (c->state == H1_HEAD && !c->in_request &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		h1_close_after_flush(c);
 }
 
 void h1_conn_drain(struct h1_conn *c)

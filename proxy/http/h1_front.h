@@ -22,6 +22,10 @@ struct h1_conn;
 struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
 
+/* h1_conn_routes_changed: the worker has a new table; a connection whose
+ * last host no longer routes closes (now if idle, else after its request). */
+void h1_conn_routes_changed(struct h1_conn *c);
+
 /* h1_conn_drain: finish the current request, then close; close now if idle. */
 void h1_conn_drain(struct h1_conn *c);
 

@@ -147,3 +147,15 @@ def pytest_runtest_makereport(item, call):
             if p.proc is not None:
                 report.sections.append((f"{p.name} stderr (last 80 lines)",
                                         p.stderr_text(tail=80)))
+
+@pytest.fixture(scope="session")
+def ctl_bin():
+    """ctl_bin: the portierctl binary; skips when it is absent."""
+    raw = os.environ.get("PORTIERCTL_BIN", "build/config/portierctl/portierctl")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = path if path.exists() else REPO_ROOT / raw
+    path = path.resolve()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.skip(f"portierctl not found at {path} (set PORTIERCTL_BIN or build it)")
+    return path

@@ -221,6 +221,26 @@ def test_delete(edge):
     assert not edge.bk["n1"].seen("/after-delete")
 
 
+def test_delete_closes_the_removed_tenants_connections(edge):
+    """Removing a tenant closes its idle keep-alive connections (a request in
+    flight would finish first), while another tenant's connection stays open."""
+    cc, p = edge.cc, edge.p
+    assert cc.put("leaving", shorthand("leaving.test", edge.bk["n1"])).status == 201
+    gone = PinnedHTTPSConnection("leaving.test", p.https_port, p.ca_file)
+    kept = PinnedHTTPSConnection("beta.test", p.https_port, p.ca_file)
+    try:
+        assert exchange(gone, "GET", "/one").status == 200
+        assert exchange(kept, "GET", "/one").status == 200
+        assert cc.delete("leaving").status == 200
+        gone.sock.settimeout(5)
+        assert gone.sock.recv(1) == b"", "the removed tenant's connection stayed open"
+        r = exchange(kept, "GET", "/two")
+        assert r.status == 200 and backend_of(r) == "beta-1", r
+    finally:
+        gone.close()
+        kept.close()
+
+
 # -- bad input ------------------------------------------------------------------------
 
 NEW = "/v1/tenants/newt"

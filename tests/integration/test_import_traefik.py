@@ -86,17 +86,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="session")
-def ctl_bin():
-    """ctl_bin: the portierctl binary; skips when it is absent."""
-    raw = os.environ.get("PORTIERCTL_BIN", "build/config/portierctl/portierctl")
-    path = Path(raw)
-    if not path.is_absolute():
-        path = path if path.exists() else REPO_ROOT / raw
-    path = path.resolve()
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.skip(f"portierctl not found at {path} (set PORTIERCTL_BIN or build it)")
-    return path
 
 
 def run_ctl(binary, *args, sock=None, env=None, timeout=30):

@@ -24,17 +24,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE = "127.0.0.1:9"
 
 
-@pytest.fixture(scope="session")
-def ctl_bin():
-    """ctl_bin: the portierctl binary; skips the module's tests when absent."""
-    raw = os.environ.get("PORTIERCTL_BIN", "build/config/portierctl/portierctl")
-    path = Path(raw)
-    if not path.is_absolute():
-        path = path if path.exists() else REPO_ROOT / raw
-    path = path.resolve()
-    if not path.is_file() or not os.access(path, os.X_OK):
-        pytest.skip(f"portierctl not found at {path} (set PORTIERCTL_BIN or build it)")
-    return path
 
 
 def run_ctl(binary, *args, sock=None, env_sock=None, json_out=False, timeout=20):
