@@ -24,6 +24,7 @@
 
 #define H1_HIGH_WATER (256 * 1024)
 #define H1_LOW_WATER (64 * 1024)
+#define H1_COALESCE (16 * 1024) /* bodies up to this share the head's TLS record */
 #define H1_READ_HIGH_WATER (256 * 1024) /* input held at most, pipelined bytes included */
 #define H1_LINGER_S 2                  /* lingering close: at most this long */
 #define H1_LINGER_BYTES (1024 * 1024)  /* ... or this much dropped */
@@ -253,6 +254,9 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	r->status = (int)status;
 	if (c->w->draining || !r->keep_alive)
 		c->close_after = true;
+	/* Room for the head and a small body in one chain: bufferevent_openssl
+	 * writes a TLS record per chain, so this saves a record and a write. */
+	evbuffer_expand(out, H1_COALESCE);
 	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", status, response_reason((int)status));
 	bool has_id = false;
 	for (size_t i = 0; i < n; i++) {
@@ -288,13 +292,38 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	c->resp_head_sent = true;
 }
 
+/* h1_move_body: n bytes from src to out; small pieces are copied so they
+ * join the chain before them (one TLS record), large ones move without copy. */
+static void h1_move_body(struct evbuffer *out, struct evbuffer *src, size_t n)
+{
+	if (n > H1_COALESCE) {
+		evbuffer_remove_buffer(src, out, n);
+		return;
+	}
+	struct evbuffer_iovec v[4];
+	size_t left = n;
+	while (left) {
+		int k = evbuffer_peek(src, (ev_ssize_t)left, NULL, v, 4);
+		size_t done = 0;
+		for (int i = 0; i < k && i < 4 && left; i++) {
+			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
+			evbuffer_add(out, v[i].iov_base, take);
+			left -= take;
+			done += take;
+		}
+		evbuffer_drain(src, done);
+		if (done == 0)
+			break;
+	}
+}
+
 static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
 {
 	struct h1_conn *c = h1_of(ex);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	if (c->resp_chunked)
 		evbuffer_add_printf(out, "%zx\r\n", n);
-	evbuffer_remove_buffer(src, out, n);
+	h1_move_body(out, src, n);
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
 	c->req.bytes_out += n;
