@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "config/model.h"
+#include "config/values.h" /* cfg_parse_* for existing callers */
 
 /* cfg_static_defaults: the embedded defaults of DESIGN.md section 3. */
 void cfg_static_defaults(struct cfg_static *out);
@@ -21,11 +22,3 @@ int cfg_static_load_file(const char *path, struct cfg_static *out, struct cfg_er
 
 /* cfg_static_clear: free what *c owns and zero it. NULL-safe. */
 void cfg_static_clear(struct cfg_static *c);
-
-/* cfg_parse_duration: "250ms", "30s", "5m", "24h", "7d" -> milliseconds. */
-int cfg_parse_duration(const char *s, uint64_t *ms);
-/* cfg_parse_size: "512", "16k", "1m", "2g" (powers of 1024) -> bytes. */
-int cfg_parse_size(const char *s, uint64_t *bytes);
-/* cfg_parse_addr: "HOST:PORT" or "[V6]:PORT". */
-int cfg_parse_addr(const char *s, struct cfg_addr *out);
-void cfg_addr_clear(struct cfg_addr *a);

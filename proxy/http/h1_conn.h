@@ -1,0 +1,95 @@
+/*
+ * h1_conn.h - the HTTP/1.1 client connection shared by the front's two
+ * halves: h1_front.c (the connection, reading requests, dispatch) and
+ * h1_response.c (writing answers: portier's own and the backend's).
+ * Internal to proxy/http.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <http_parser.h>
+
+#include "proxy/http/chunked.h"
+#include "proxy/http/exchange.h"
+#include "proxy/http/req.h"
+#include "proxy/worker.h"
+
+#define H1_HIGH_WATER (256 * 1024)
+#define H1_LOW_WATER (64 * 1024)
+#define H1_COALESCE (16 * 1024) /* bodies up to this share the head's TLS record */
+#define H1_READ_HIGH_WATER (256 * 1024) /* input held at most, pipelined bytes included */
+#define H1_LINGER_S 2                  /* lingering close: at most this long */
+#define H1_LINGER_BYTES (1024 * 1024)  /* ... or this much dropped */
+
+enum h1_state {
+	H1_HEAD,    /* waiting for (more of) a request head */
+	H1_BODY,    /* streaming the request body to the backend */
+	H1_WAIT,    /* request complete, response under way */
+	H1_TUNNEL,  /* after 101: raw bytes both ways */
+	H1_CLOSING, /* flushing the last bytes, then close */
+};
+
+struct h1_conn {
+	struct h1_conn *next, *prev;
+	struct worker *w;
+	struct bufferevent *bev;
+	struct event *timer; /* header and idle deadlines */
+	struct event *kick;  /* deferred start of the next pipelined request */
+	enum listener_kind kind;
+	enum h1_state state;
+	bool tls;
+	const char *tls_version;
+	char sni[256];
+	struct sockaddr_storage peer;
+	char peer_ip[48];
+	uint16_t local_port;
+	bool peer_trusted;
+
+	size_t scanned;       /* head bytes already searched for CRLFCRLF */
+	bool head_timer_armed;
+	unsigned n_requests;
+
+	bool in_request;      /* req holds a request */
+	bool in_exchange;     /* ex is live */
+	bool close_after;     /* close once this response is out */
+	bool resp_head_sent, resp_chunked;
+	int64_t body_left;    /* Content-Length bytes still to read */
+	uint64_t body_seen;
+	uint64_t max_body;    /* 0 = unlimited */
+	bool body_too_large;
+	bool aborted;         /* closing without flushing */
+	bool linger_wanted;   /* a refused body may still be arriving */
+	bool linger;          /* closing: drop what the client still sends */
+	size_t lingered;
+	http_parser parser;   /* the head's; bodies use chunk */
+	struct chunked chunk;
+	struct req req;
+	struct exchange ex;
+};
+
+/* The front's callbacks for its exchange (h1_response.c). */
+extern const struct front_ops h1_ops;
+
+struct timeval h1_tv(uint64_t ms);
+struct h1_conn *h1_of(struct exchange *ex);
+/* h1_read: the bufferevent read callback, also run to resume reading. */
+void h1_read(struct bufferevent *bev, void *arg);
+/* h1_close_after_flush: send what is queued, then close (lingering when a
+ * refused body may still arrive); never frees at once. */
+void h1_close_after_flush(struct h1_conn *c);
+/* h1_abort: close without flushing, from the loop. */
+void h1_abort(struct h1_conn *c);
+/* h1_end_request: account, log and forget the current request. */
+void h1_end_request(struct h1_conn *c);
+/* h1_respond: a complete response portier makes itself. */
+void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *body,
+		size_t body_len, const char *extra);
+/* h1_error: status with a short text body; close when the body is unread. */
+void h1_error(struct h1_conn *c, int status, bool close);
+/* h1_finish_response: after an answer: the next request, or close. */
+void h1_finish_response(struct h1_conn *c);

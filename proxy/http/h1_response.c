@@ -1,0 +1,237 @@
+/*
+ * h1_response.c - the answering half of the HTTP/1.1 front: portier's own
+ * responses (errors, redirects, respond services) and the exchange's
+ * callbacks that frame the backend's response for the client.
+ */
+
+#include "proxy/http/h1_conn.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "proxy/http/response.h"
+
+/* h1_write_status: status line and portier's own headers for a response. */
+static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
+{
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, response_reason(status));
+	if (c->in_request)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+}
+
+/* h1_respond: a complete response portier makes itself. */
+void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *body,
+		size_t body_len, const char *extra)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->w->draining)
+		c->close_after = true;
+	h1_write_status(c, out, status);
+	evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype,
+			    body_len, extra ? extra : "", c->close_after ? "Connection: close\r\n" : "");
+	if (!(c->in_request && c->req.is_head))
+		evbuffer_add(out, body, body_len);
+	c->resp_head_sent = true;
+	if (c->in_request) {
+		c->req.status = status;
+		c->req.bytes_out += body_len;
+	}
+}
+
+/* h1_error: answer status with a short text body. Errors that leave the
+ * request body unread close the connection. */
+void h1_error(struct h1_conn *c, int status, bool close)
+{
+	char body[128];
+	size_t n = response_error_body(body, sizeof body, status, c->in_request ? c->req.id : NULL);
+	if (close)
+		c->close_after = true;
+	/* A refused request whose body is still coming: read it away before closing. */
+	if (close && c->in_request &&
+	    (c->state == H1_BODY || (c->state == H1_HEAD && (c->req.content_length > 0 || c->req.chunked))))
+		c->linger_wanted = true;
+	h1_respond(c, status, "text/plain; charset=utf-8", body, n, NULL);
+}
+
+/* h1_finish_response: after portier's own answer or the backend's. */
+void h1_finish_response(struct h1_conn *c)
+{
+	h1_end_request(c);
+	if (c->close_after || c->w->draining) {
+		h1_close_after_flush(c);
+		return;
+	}
+	c->state = H1_HEAD;
+	c->resp_head_sent = false;
+	event_active(c->kick, 0, 0);
+}
+
+/* Exchange callbacks: the response side. */
+
+static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_header *hs,
+			 size_t n, int64_t content_length, bool bodiless)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct req *r = &c->req;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	r->status = (int)status;
+	if (c->w->draining || !r->keep_alive)
+		c->close_after = true;
+	/* Room for the head and a small body in one chain: bufferevent_openssl
+	 * writes a TLS record per chain, so this saves a record and a write. */
+	evbuffer_expand(out, H1_COALESCE);
+	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", status, response_reason((int)status));
+	bool has_id = false;
+	for (size_t i = 0; i < n; i++) {
+		if (h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
+			has_id = true;
+		evbuffer_add(out, hs[i].name, hs[i].name_len);
+		evbuffer_add(out, ": ", 2);
+		evbuffer_add(out, hs[i].value, hs[i].value_len);
+		evbuffer_add(out, "\r\n", 2);
+	}
+	if (!has_id)
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
+	if (r->tls && r->route.tenant->hsts)
+		evbuffer_add(out, "Strict-Transport-Security: max-age=31536000\r\n", 46);
+	c->resp_chunked = false;
+	if (status == 101) {
+		evbuffer_add(out, "Connection: upgrade\r\n", 21);
+	} else if (!bodiless) {
+		if (content_length >= 0)
+			evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
+		else if (r->protocol[7] == '1') /* HTTP/1.1 client: keep the connection */
+			c->resp_chunked = true, evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		else
+			c->close_after = true; /* HTTP/1.0: the end of the body is the close */
+	}
+	if (status != 101) {
+		if (c->close_after)
+			evbuffer_add(out, "Connection: close\r\n", 19);
+		else if (r->protocol[7] == '0')
+			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	}
+	evbuffer_add(out, "\r\n", 2);
+	c->resp_head_sent = true;
+}
+
+/* h1_move_body: n bytes from src to out; small pieces are copied so they
+ * join the chain before them (one TLS record), large ones move without copy. */
+static void h1_move_body(struct evbuffer *out, struct evbuffer *src, size_t n)
+{
+	if (n > H1_COALESCE) {
+		evbuffer_remove_buffer(src, out, n);
+		return;
+	}
+	struct evbuffer_iovec v[4];
+	size_t left = n;
+	while (left) {
+		int k = evbuffer_peek(src, (ev_ssize_t)left, NULL, v, 4);
+		size_t done = 0;
+		for (int i = 0; i < k && i < 4 && left; i++) {
+			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
+			evbuffer_add(out, v[i].iov_base, take);
+			left -= take;
+			done += take;
+		}
+		evbuffer_drain(src, done);
+		if (done == 0)
+			break;
+	}
+}
+
+static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	h1_move_body(out, src, n);
+	if (c->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->req.bytes_out += n;
+}
+
+static void h1_resp_copy(struct exchange *ex, const char *p, size_t n)
+{
+	struct h1_conn *c = h1_of(ex);
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (n == 0)
+		return;
+	if (c->resp_chunked)
+		evbuffer_add_printf(out, "%zx\r\n", n);
+	evbuffer_add(out, p, n);
+	if (c->resp_chunked)
+		evbuffer_add(out, "\r\n", 2);
+	c->req.bytes_out += n;
+}
+
+static void h1_resp_end(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->resp_chunked)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	if (c->state == H1_BODY || c->state == H1_TUNNEL)
+		c->close_after = true; /* the backend answered before the body ended */
+	h1_finish_response(c);
+}
+
+static void h1_upgraded(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	c->state = H1_TUNNEL;
+	c->close_after = true;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		h1_read(c->bev, c);
+}
+
+static void h1_send_continue(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->state == H1_BODY && c->body_seen == 0 && !c->resp_head_sent)
+		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+}
+
+static void h1_failed(struct exchange *ex, int status, const char *why)
+{
+	struct h1_conn *c = h1_of(ex);
+	(void)why;
+	if (c->resp_head_sent) {
+		/* Mid-response: the client must see a broken message, not a short one. */
+		h1_abort(c);
+		return;
+	}
+	h1_error(c, status, c->state == H1_BODY || c->state == H1_TUNNEL);
+	h1_finish_response(c);
+}
+
+static size_t h1_resp_backlog(struct exchange *ex)
+{
+	return evbuffer_get_length(bufferevent_get_output(h1_of(ex)->bev));
+}
+
+static void h1_request_resume(struct exchange *ex)
+{
+	struct h1_conn *c = h1_of(ex);
+	if (c->state != H1_BODY && c->state != H1_TUNNEL)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		h1_read(c->bev, c);
+}
+
+const struct front_ops h1_ops = {
+	.response_head = h1_resp_head,
+	.response_data = h1_resp_data,
+	.response_copy = h1_resp_copy,
+	.response_end = h1_resp_end,
+	.upgraded = h1_upgraded,
+	.send_continue = h1_send_continue,
+	.failed = h1_failed,
+	.response_backlog = h1_resp_backlog,
+	.request_resume = h1_request_resume,
+};
+
