@@ -284,6 +284,12 @@ static void control_tenant_put(struct control *c, struct evhttp_request *req, co
 	}
 	json_decref(body);
 	bool existed = control_find(c, name) != NULL;
+	if (!existed && snapshot_tenants(c->ops->routes(c->edge))->n >= CFG_TENANTS_MAX) {
+		cfg_tenant_clear(&t);
+		control_send_error(req, 400, "", "the table is full: at most %d tenants",
+				   CFG_TENANTS_MAX);
+		return;
+	}
 	struct cfg_tenants ts;
 	if (control_copy_tenants(c, name, &ts, &err) < 0) {
 		cfg_tenant_clear(&t);

@@ -21,7 +21,6 @@
 #define TENANT_ROUTES_MAX   1000
 #define TENANT_SERVICES_MAX 1000
 #define TENANT_BACKENDS_MAX 256
-#define TENANT_COUNT_MAX    100000
 #define TENANT_RULE_MAX     4096
 #define TENANT_URLPATH_MAX  1024 /* strip_prefix, health.path */
 #define TENANT_FILEPATH_MAX 4096 /* tls.cert, tls.key */
@@ -830,8 +829,8 @@ int cfg_tenants_from_json(json_t *root, struct cfg_tenants *out, struct cfg_err 
 	if (jf_expect_object(tenants, &p, err) < 0)
 		return -1;
 	n = json_object_size(tenants);
-	if (n > TENANT_COUNT_MAX)
-		return jf_fail(err, 400, &p, "at most %d tenants", TENANT_COUNT_MAX);
+	if (n > CFG_TENANTS_MAX)
+		return jf_fail(err, 400, &p, "at most %d tenants", CFG_TENANTS_MAX);
 	if (n && !(out->v = calloc(n, sizeof(*out->v))))
 		return tenant_oom(err, &p);
 	json_object_foreach(tenants, name, v) {

@@ -8,6 +8,9 @@
 
 #include "config/model.h"
 
+/* The most tenants a table holds; loaders and the control API both refuse more. */
+#define CFG_TENANTS_MAX 100000
+
 /* tenant_name_valid: [a-z0-9][a-z0-9-]{0,62} */
 bool tenant_name_valid(const char *name);
 

@@ -835,3 +835,19 @@ def test_sigkill_during_burst_leaves_whole_file(portier_factory, portier_bin):
         acked = set(names)  # persisted now, so they must stay
         p = nxt
     p.stop()  # before the first instance's directory (holding its files) is removed
+
+
+def test_full_table_refuses_new_tenants(portier_factory, backend_factory):
+    """At the table's limit (100,000 tenants, the most a tenants file may
+    hold) a new tenant is refused with 400 and nothing is written, so the API
+    never saves a file the next start would reject; replacing one still works."""
+    b = backend_factory("full")
+    tenants = {f"t{i:06d}": {"hosts": [f"t{i:06d}.test"], "backends": [b.address]}
+               for i in range(100000)}
+    p = portier_factory(tenants)
+    cc = ControlClient.of(p)
+    before = p.tenants_file.read_bytes()
+    r = cc.put("one-more", shorthand("one-more.test", b))
+    assert r.status == 400 and "at most 100000 tenants" in error_of(r)["error"], r
+    assert p.tenants_file.read_bytes() == before
+    assert cc.put("t000001", shorthand("t000001.test", b)).status == 200
