@@ -518,11 +518,12 @@ static void control_dispatch(struct evhttp_request *req, void *arg)
 static int control_listen(const char *path, unsigned mode, char *errbuf, size_t errlen)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path) {
+	size_t len = strlen(path);
+	if (len >= sizeof sa.sun_path) {
 		snprintf(errbuf, errlen, "control.socket: %s: path too long", path);
 		return -1;
 	}
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	memcpy(sa.sun_path, path, len + 1);
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
