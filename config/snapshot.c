@@ -746,6 +746,32 @@ const struct cfg_tenant *snapshot_tenant_for_host(const struct route_snapshot *s
 	return owner == SNAP_NONE ? NULL : &s->tenants.v[owner];
 }
 
+enum snapshot_claim snapshot_cert_name(const struct route_snapshot *s, const char *host,
+				       size_t len, char *out, size_t cap)
+{
+	const struct snap_slot *exact, *wild;
+	uint32_t owner;
+
+	if (!s || !host || len == 0 || len >= cap)
+		return SNAPSHOT_CLAIM_NONE;
+	owner = snap_owner(s, host, len, &exact, &wild);
+	if (owner == SNAP_NONE)
+		return SNAPSHOT_CLAIM_NONE;
+	if (!(exact && exact->owner == owner) && wild && wild->owner == owner) {
+		const char *dot = memchr(host, '.', len);
+		size_t rest = dot ? len - (size_t)(dot - host) : 0;
+		if (dot && rest + 1 < cap) {
+			out[0] = '*';
+			memcpy(out + 1, dot, rest);
+			out[rest + 1] = '\0';
+			return SNAPSHOT_CLAIM_WILDCARD;
+		}
+	}
+	memcpy(out, host, len);
+	out[len] = '\0';
+	return exact && exact->owner == owner ? SNAPSHOT_CLAIM_EXACT : SNAPSHOT_CLAIM_REGEX;
+}
+
 /* A candidate list: ranks ascending. */
 struct snap_cursor {
 	const uint32_t *v;

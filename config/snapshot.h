@@ -39,6 +39,19 @@ const struct cfg_tenants *snapshot_tenants(const struct route_snapshot *s);
 const struct cfg_tenant *snapshot_tenant_for_host(const struct route_snapshot *s,
 						  const char *host, size_t len);
 
+enum snapshot_claim {
+	SNAPSHOT_CLAIM_NONE,
+	SNAPSHOT_CLAIM_EXACT,    /* a tenant names the host */
+	SNAPSHOT_CLAIM_WILDCARD, /* only a "*.parent" claim covers it */
+	SNAPSHOT_CLAIM_REGEX,    /* only a HostRegexp matches it */
+};
+
+/* snapshot_cert_name: how host is owned, and the name its certificate should
+ * carry in out: host itself, or "*.parent" under a wildcard claim, so one
+ * certificate serves every label a client may invent. */
+enum snapshot_claim snapshot_cert_name(const struct route_snapshot *s, const char *host,
+				       size_t len, char *out, size_t cap);
+
 /* snapshot_match: the highest-priority route matching req; false if none. */
 bool snapshot_match(const struct route_snapshot *s, const struct rule_req *req,
 		    struct route_match *out);

@@ -150,7 +150,9 @@ struct edge_cert_req {
 	struct edge *e;
 	struct worker *w;
 	enum cfg_tls_mode mode;
-	char host[256];
+	char host[256];           /* the name the client asked for */
+	char name[256];           /* the name to certify: host, or "*.parent" */
+	enum snapshot_claim claim;
 };
 
 static struct cert *edge_obtain_cert(struct edge *e, const struct edge_cert_req *rq, char *err,
@@ -158,7 +160,11 @@ static struct cert *edge_obtain_cert(struct edge *e, const struct edge_cert_req 
 {
 	switch (rq->mode) {
 	case CFG_TLS_INTERNAL:
-		return certstore_get_internal(e->store, rq->host, err, errlen);
+		/* Names a client can invent (under a HostRegexp) are certified in
+		 * memory only, bounded by the index, never filling the disk. */
+		if (rq->claim == SNAPSHOT_CLAIM_REGEX)
+			return internal_ca_issue(e->ca, rq->name, err, errlen);
+		return certstore_get_internal(e->store, rq->name, err, errlen);
 	case CFG_TLS_FILES: {
 		const struct cfg_tenant *t =
 			snapshot_tenant_for_host(e->routes, rq->host, strlen(rq->host));
@@ -193,7 +199,19 @@ static void edge_on_cert_request(void *arg)
 	char err[256] = "";
 	bool ok = false;
 	if (!e->stopping) {
-		struct cert *have = cert_index_get(e->certs, rq->host);
+		rq->claim = strcmp(rq->host, TLS_DEFAULT_CERT_HOST) == 0
+				    ? SNAPSHOT_CLAIM_EXACT
+				    : snapshot_cert_name(e->routes, rq->host, strlen(rq->host),
+							 rq->name, sizeof rq->name);
+		if (rq->claim == SNAPSHOT_CLAIM_EXACT)
+			snprintf(rq->name, sizeof rq->name, "%s", rq->host);
+		if (rq->claim == SNAPSHOT_CLAIM_NONE) {
+			snprintf(err, sizeof err, "no tenant routes %s", rq->host);
+			worker_post_cert_result(rq->w, rq->host, false, err);
+			free(rq);
+			return;
+		}
+		struct cert *have = cert_index_get(e->certs, rq->name);
 		if (have && have->source == rq->mode) {
 			ok = true;
 		} else {

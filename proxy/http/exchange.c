@@ -78,7 +78,7 @@ static bool exchange_pick(struct exchange *ex, int exclude)
 	return true;
 }
 
-/* exchange_retry_or_fail: a connection could not be established. */
+/* exchange_connect_failed: no connection: one retry on another backend, else 502. */
 static void exchange_connect_failed(struct exchange *ex, const char *why)
 {
 	health_report_failure(ex->svc, ex->backend, clock_mono_ms());

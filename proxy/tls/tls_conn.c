@@ -183,11 +183,19 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 	event_add(t->io, NULL);
 }
 
-/* tls_conn_pick: the certificate for t->cert_host from the index, or NULL. */
+/* tls_conn_pick: the certificate for t->cert_host from the index, or the
+ * wildcard one issued for its parent ("*.example.com"), or NULL. */
 static struct cert *tls_conn_pick(struct tls_conn *t)
 {
 	struct cert *c = cert_index_get(t->w->certs, t->cert_host);
-	return c && c->source == t->mode ? c : NULL;
+	if (c && c->source == t->mode)
+		return c;
+	const char *dot = strchr(t->cert_host, '.');
+	char wild[258];
+	if (!dot || (size_t)snprintf(wild, sizeof wild, "*%s", dot) >= sizeof wild)
+		return NULL;
+	c = cert_index_get(t->w->certs, wild);
+	return c && c->source == t->mode && cert_covers(c, t->cert_host) ? c : NULL;
 }
 
 int tls_conn_client_hello(SSL *ssl, int *alert, void *arg)
