@@ -4,6 +4,7 @@
  * config-string parser.
  */
 #include "acme/csr.h"
+#include "acme/san.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -77,30 +78,8 @@ static const char *csr_echo(const char *host, char *out, size_t cap)
 /* csr_san_ext: the subjectAltName extension for one name. */
 static X509_EXTENSION *csr_san_ext(const char *name, int kind, int critical)
 {
-	X509_EXTENSION *ext = NULL;
-	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	if (!gens || !gn)
-		goto out;
-	if (kind == GEN_IPADD) {
-		ASN1_OCTET_STRING *ip = a2i_IPADDRESS(name);
-		if (!ip)
-			goto out;
-		GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
-	} else {
-		ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
-		if (!dns || !ASN1_STRING_set(dns, name, -1)) {
-			ASN1_IA5STRING_free(dns);
-			goto out;
-		}
-		GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
-	}
-	if (!sk_GENERAL_NAME_push(gens, gn))
-		goto out;
-	gn = NULL;
-	ext = X509V3_EXT_i2d(NID_subject_alt_name, critical, gens);
-out:
-	GENERAL_NAME_free(gn);
+	GENERAL_NAMES *gens = san_names(name, kind);
+	X509_EXTENSION *ext = gens ? X509V3_EXT_i2d(NID_subject_alt_name, critical, gens) : NULL;
 	GENERAL_NAMES_free(gens);
 	return ext;
 }

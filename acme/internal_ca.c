@@ -4,6 +4,7 @@
  * millisecond (this runs on the main thread at a host's first handshake).
  */
 #include "acme/internal_ca.h"
+#include "acme/san.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -285,34 +286,12 @@ static int ca_host_kind(const char *host, char *out, size_t outcap)
 	return out[n - 1] == '.' ? -1 : GEN_DNS;
 }
 
-/* ca_add_san: the subjectAltName for host, built as ASN.1 directly so that no
- * host name ever passes through OpenSSL's config-string parser. */
+/* ca_add_san: the subjectAltName for host (san.h). */
 static int ca_add_san(X509 *x, const char *host, int kind, int critical)
 {
-	int ok = 0;
-	GENERAL_NAMES *gens = sk_GENERAL_NAME_new_null();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	if (!gens || !gn)
-		goto out;
-	if (kind == GEN_IPADD) {
-		ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
-		if (!ip)
-			goto out;
-		GENERAL_NAME_set0_value(gn, GEN_IPADD, ip);
-	} else {
-		ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
-		if (!dns || !ASN1_STRING_set(dns, host, -1)) {
-			ASN1_IA5STRING_free(dns);
-			goto out;
-		}
-		GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
-	}
-	if (!sk_GENERAL_NAME_push(gens, gn))
-		goto out;
-	gn = NULL;
-	ok = X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical, X509V3_ADD_DEFAULT) == 1;
-out:
-	GENERAL_NAME_free(gn);
+	GENERAL_NAMES *gens = san_names(host, kind);
+	int ok = gens && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
+					   X509V3_ADD_DEFAULT) == 1;
 	GENERAL_NAMES_free(gens);
 	return ok;
 }
