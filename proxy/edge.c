@@ -196,7 +196,7 @@ static void edge_on_cert_request(void *arg)
 {
 	struct edge_cert_req *rq = arg;
 	struct edge *e = rq->e;
-	char err[256] = "";
+	char err[512] = "";
 	bool ok = false;
 	if (!e->stopping) {
 		rq->claim = strcmp(rq->host, TLS_DEFAULT_CERT_HOST) == 0
