@@ -94,10 +94,8 @@ static void exchange_connect_failed(struct exchange *ex, const char *why)
 
 static void exchange_flush_pending(struct exchange *ex)
 {
-	if (evbuffer_get_length(ex->pending)) {
-		ex->request_sent_any = true;
+	if (evbuffer_get_length(ex->pending))
 		bufferevent_write_buffer(ex->up, ex->pending);
-	}
 }
 
 static void exchange_up_write(struct bufferevent *bev, void *arg)
@@ -284,8 +282,6 @@ void exchange_request_body(struct exchange *ex, struct evbuffer *src, size_t n)
 	evbuffer_remove_buffer(src, dst, n);
 	if (ex->req->chunked && ex->state != EX_TUNNEL)
 		evbuffer_add(dst, "\r\n", 2);
-	if (ex->connected)
-		ex->request_sent_any = true;
 }
 
 void exchange_request_copy(struct exchange *ex, const char *p, size_t n)
@@ -297,8 +293,6 @@ void exchange_request_copy(struct exchange *ex, const char *p, size_t n)
 	evbuffer_add(dst, p, n);
 	if (ex->req->chunked && ex->state != EX_TUNNEL)
 		evbuffer_add(dst, "\r\n", 2);
-	if (ex->connected)
-		ex->request_sent_any = true;
 }
 
 void exchange_request_end(struct exchange *ex)
@@ -393,7 +387,6 @@ static bool exchange_read_head(struct exchange *ex)
 		if (bodiless) {
 			cl = 0;
 		} else if (rh.chunked) {
-			ex->resp_chunked = true;
 			chunked_init(&ex->rchunk);
 		} else if (rh.content_length >= 0) {
 			cl = rh.content_length;

@@ -72,12 +72,12 @@ struct exchange {
 	struct resolver_req *resolving;
 	struct bufferevent *up;
 	struct evbuffer *pending; /* request bytes waiting for the connection */
-	bool connected, request_done, request_sent_any;
+	bool connected, request_done;
 
 	http_parser parser;  /* for the response head */
 	struct chunked rchunk; /* chunked response body */
 	int64_t resp_remaining; /* Content-Length bytes still due, -1 otherwise */
-	bool resp_chunked, resp_until_close, resp_keep_alive, resp_head_seen;
+	bool resp_until_close, resp_keep_alive, resp_head_seen;
 	size_t resp_scanned;
 	int64_t connect_start_ms, sent_ms;
 };
