@@ -85,3 +85,12 @@ int64_t backoff_limiter_free_at(struct backoff_limiter *l, int64_t now_ms)
 	unsigned i = (l->head + l->count - l->max_per_minute) % BACKOFF_WINDOW_MAX;
 	return l->starts[i] + BACKOFF_WINDOW_MS;
 }
+
+int64_t backoff_renew_at(int64_t not_before, int64_t not_after, uint32_t random)
+{
+	int64_t life = not_after - not_before;
+	if (life <= 0)
+		return not_before;
+	int64_t jitter = (int64_t)((double)(life / 30) * ((double)random / 4294967296.0));
+	return not_after - life / 3 - jitter;
+}

@@ -55,3 +55,10 @@ void backoff_limiter_done(struct backoff_limiter *l);
  * again (now_ms when it has room now), for scheduling the retry of a refused
  * start; the concurrency limit frees on backoff_limiter_done instead. */
 int64_t backoff_limiter_free_at(struct backoff_limiter *l, int64_t now_ms);
+
+/* backoff_renew_at: when to renew a certificate valid [not_before,
+ * not_after] (seconds since the epoch): when a third of its lifetime is
+ * left, moved earlier by up to a thirtieth of the lifetime spread over
+ * random's range, so certificates issued together do not renew together.
+ * A lifetime of zero or less gives not_before. */
+int64_t backoff_renew_at(int64_t not_before, int64_t not_after, uint32_t random);

@@ -8,9 +8,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -206,6 +208,53 @@ out:
 	pem_free_secret(ktext, klen);
 	free(ctext);
 	free(mtext);
+	return rc;
+}
+
+/* certstore_time: an RFC 3339 UTC time as certstore_rfc3339 writes it. */
+static int certstore_time(const char *s, time_t *out)
+{
+	struct tm tm = {0};
+	const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+	if (!end || *end)
+		return -1;
+	*out = timegm(&tm);
+	return 0;
+}
+
+int certstore_validity(struct certstore *cs, const char *host, enum cfg_tls_mode source,
+		       time_t *not_before, time_t *not_after, char *issuer, size_t issuer_len,
+		       char *errbuf, size_t errlen)
+{
+	struct certstore_paths p;
+	const char *sname = certstore_source_name(source);
+	if (!sname) {
+		snprintf(errbuf, errlen, "no certificates are stored for this TLS mode");
+		return -1;
+	}
+	if (certstore_paths(cs, host, &p, errbuf, errlen) < 0)
+		return -1;
+	size_t len = 0;
+	char *text = fileio_read(p.meta, CERTSTORE_META_CAP, &len, errbuf, errlen);
+	bool found = text != NULL;
+	json_t *meta = text ? json_loadb(text, len, 0, NULL) : NULL;
+	free(text);
+	const char *m_host = NULL, *m_source = NULL, *nb = NULL, *na = NULL, *iss = NULL;
+	int rc = -1;
+	if (!meta || json_unpack(meta, "{s:s, s:s, s:s, s:s, s?s}", "host", &m_host, "source",
+				 &m_source, "not_before", &nb, "not_after", &na, "issuer",
+				 &iss) < 0 ||
+	    strcmp(m_host, p.host) != 0 || strcmp(m_source, sname) != 0 ||
+	    certstore_time(nb, not_before) < 0 || certstore_time(na, not_after) < 0) {
+		if (found)
+			snprintf(errbuf, errlen, "%s: not the metadata of a %s certificate for %s",
+				 p.meta, sname, p.host);
+	} else {
+		if (issuer)
+			snprintf(issuer, issuer_len, "%s", iss ? iss : "");
+		rc = 0;
+	}
+	json_decref(meta);
 	return rc;
 }
 

@@ -286,16 +286,6 @@ static int ca_host_kind(const char *host, char *out, size_t outcap)
 	return out[n - 1] == '.' ? -1 : GEN_DNS;
 }
 
-/* ca_add_san: the subjectAltName for host (san.h). */
-static int ca_add_san(X509 *x, const char *host, int kind, int critical)
-{
-	GENERAL_NAMES *gens = san_names(host, kind);
-	int ok = gens && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
-					   X509V3_ADD_DEFAULT) == 1;
-	GENERAL_NAMES_free(gens);
-	return ok;
-}
-
 /* ca_leaf_subject: CN=host when it fits in a CN, else an empty subject (the
  * SAN then carries the name alone and is marked critical, RFC 5280 4.2.1.6). */
 static X509_NAME *ca_leaf_subject(const char *host)
@@ -340,7 +330,7 @@ struct cert *internal_ca_issue(struct internal_ca *ca, const char *host, char *e
 	key = EVP_EC_gen("P-256");
 	if (!subject || !key || !(x = ca_new_cert(subject, key)) ||
 	    !X509_set_issuer_name(x, X509_get_subject_name(ca->root->leaf)) ||
-	    !ca_leaf_validity(ca, x) || !ca_add_san(x, name, kind, strlen(name) > CA_CN_MAX))
+	    !ca_leaf_validity(ca, x) || !san_add(x, name, kind, strlen(name) > CA_CN_MAX))
 		goto fail;
 	X509V3_set_ctx(&v3, ca->root->leaf, x, NULL, NULL, 0);
 	if (!ca_add_ext(x, &v3, NID_basic_constraints, "critical,CA:FALSE") ||

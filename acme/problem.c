@@ -22,6 +22,7 @@ static const struct {
 	{"unauthorized", PROBLEM_UNAUTHORIZED}, {"connection", PROBLEM_CONNECTION},
 	{"dns", PROBLEM_DNS},                   {"malformed", PROBLEM_MALFORMED},
 	{"serverInternal", PROBLEM_SERVER_INTERNAL},
+	{"accountDoesNotExist", PROBLEM_ACCOUNT_MISSING},
 };
 
 /* A message being written: at most cap - 1 bytes; once text had to be cut

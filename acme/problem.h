@@ -19,6 +19,7 @@ enum problem_kind {
 	PROBLEM_DNS,             /* dns */
 	PROBLEM_MALFORMED,       /* malformed */
 	PROBLEM_SERVER_INTERNAL, /* serverInternal */
+	PROBLEM_ACCOUNT_MISSING,  /* accountDoesNotExist: register again (the CA forgot us) */
 };
 
 /* Message capacity including the NUL; longer text is cut and ends "...". */

@@ -27,3 +27,12 @@ fail:
 	GENERAL_NAMES_free(gens);
 	return NULL;
 }
+
+int san_add(X509 *x, const char *name, int kind, int critical)
+{
+	GENERAL_NAMES *gens = san_names(name, kind);
+	int ok = gens && X509_add1_ext_i2d(x, NID_subject_alt_name, gens, critical,
+					   X509V3_ADD_DEFAULT) == 1;
+	GENERAL_NAMES_free(gens);
+	return ok;
+}

@@ -10,3 +10,7 @@
 /* san_names: a GENERAL_NAMES holding name as a dNSName, or as an iPAddress
  * when kind is GEN_IPADD. NULL on failure; caller frees with GENERAL_NAMES_free. */
 GENERAL_NAMES *san_names(const char *name, int kind);
+
+/* san_add: add the subjectAltName for name (as san_names) to x, critical or
+ * not. 1 on success, 0 on failure. */
+int san_add(X509 *x, const char *name, int kind, int critical);

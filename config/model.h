@@ -65,6 +65,7 @@ struct cfg_static {
 	} tls;
 	struct {
 		char *directory, *email, *ca_bundle;
+		char *eab_kid, *eab_hmac; /* external account binding, both or neither */
 		bool http01, tlsalpn01; /* from "challenges" */
 		bool on_demand;
 		uint64_t on_demand_timeout_ms;

@@ -135,6 +135,8 @@ void cfg_static_clear(struct cfg_static *c)
 	free(c->acme.directory);
 	free(c->acme.email);
 	free(c->acme.ca_bundle);
+	free(c->acme.eab_kid);
+	free(c->acme.eab_hmac);
 	free(c->trusted_proxies);
 	if (c->metrics_listen)
 		cfg_addr_clear(c->metrics_listen);
@@ -406,11 +408,43 @@ static int static_acme_strings(json_t *obj, struct jf_path *p, struct cfg_static
 	return 0;
 }
 
+/* static_acme_eab: null, or {"kid": ..., "hmac_key": base64url} as the CA
+ * issued them (RFC 8555 7.3.4). */
+static int static_acme_eab(json_t *v, struct jf_path *p, struct cfg_static *c, struct cfg_err *err)
+{
+	static const char *const keys[] = {"kid", "hmac_key", NULL};
+	if (json_is_null(v))
+		return 0;
+	if (jf_expect_object(v, p, err) < 0 || jf_check_keys(v, keys, p, err) < 0)
+		return -1;
+	const char *names[2] = {"kid", "hmac_key"};
+	char **dst[2] = {&c->acme.eab_kid, &c->acme.eab_hmac};
+	for (int i = 0; i < 2; i++) {
+		size_t mark = jf_path_key(p, names[i]);
+		json_t *s = json_object_get(v, names[i]);
+		if (!s)
+			return jf_fail(err, 400, p, "required with eab");
+		if (static_path_string(s, 512, p, err, dst[i]) < 0)
+			return -1;
+		jf_path_pop(p, mark);
+	}
+	for (const char *k = c->acme.eab_hmac; *k; k++)
+		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+		      (*k >= '0' && *k <= '9') || *k == '-' || *k == '_')) {
+			size_t mark = jf_path_key(p, "hmac_key");
+			int rc = jf_fail(err, 400, p, "expected base64url (A-Z a-z 0-9 - _)");
+			jf_path_pop(p, mark);
+			return rc;
+		}
+	return 0;
+}
+
 static int static_acme(json_t *obj, struct jf_path *p, struct cfg_static *c, struct cfg_err *err)
 {
 	static const char *const keys[] = {"directory", "email", "ca_bundle", "challenges",
 					   "on_demand", "on_demand_timeout",
-					   "max_concurrent_orders", "max_orders_per_minute", NULL};
+					   "max_concurrent_orders", "max_orders_per_minute", "eab",
+					   NULL};
 	json_t *v;
 	size_t mark;
 	uint64_t u;
@@ -442,6 +476,12 @@ static int static_acme(json_t *obj, struct jf_path *p, struct cfg_static *c, str
 		if (jf_uint(v, 1, 1000, p, err, &u) < 0)
 			return -1;
 		c->acme.max_concurrent_orders = (unsigned)u;
+		jf_path_pop(p, mark);
+	}
+	if ((v = json_object_get(obj, "eab"))) {
+		mark = jf_path_key(p, "eab");
+		if (static_acme_eab(v, p, c, err) < 0)
+			return -1;
 		jf_path_pop(p, mark);
 	}
 	if ((v = json_object_get(obj, "max_orders_per_minute"))) {

@@ -16,12 +16,14 @@
 #include <event2/thread.h>
 
 #include "acme/certstore.h"
+#include "acme/challenges.h"
 #include "acme/internal_ca.h"
 #include "config/control.h"
 #include "config/fileio.h"
 #include "config/snapshot.h"
 #include "config/static_load.h"
 #include "config/tenant_load.h"
+#include "proxy/acme_hosts.h"
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/core/mailbox.h"
@@ -42,6 +44,8 @@ struct edge {
 	struct mailbox *mailbox;
 	SSL_CTX *ssl_ctx;
 	struct internal_ca *ca;
+	struct challenges *challenges;
+	struct acme_hosts *acme;
 	struct certstore *store;
 	struct route_snapshot *routes;
 	uint64_t generation;
@@ -62,6 +66,11 @@ struct edge {
 SSL_CTX *edge_ssl_ctx(const struct edge *e)
 {
 	return e->ssl_ctx;
+}
+
+struct challenges *edge_challenges(const struct edge *e)
+{
+	return e->challenges;
 }
 
 uint16_t edge_https_port(const struct edge *e)
@@ -138,9 +147,12 @@ static int edge_reload(struct edge *e, struct cfg_err *err)
 			err->field[0] ? ": " : "", err->message);
 		return -1;
 	}
+	struct route_snapshot *old = snapshot_retain(e->routes);
 	edge_publish_routes(e, snap);
 	log_info("reload: generation %llu, %zu tenants", (unsigned long long)e->generation,
 		 snapshot_tenants(snap)->n);
+	acme_hosts_routes(e->acme, old, snap);
+	snapshot_release(old);
 	return 0;
 }
 
@@ -181,9 +193,7 @@ static struct cert *edge_obtain_cert(struct edge *e, const struct edge_cert_req 
 		}
 		return c;
 	}
-	case CFG_TLS_ACME:
-		snprintf(err, errlen, "ACME certificates are not available in this build yet");
-		return NULL;
+	case CFG_TLS_ACME: /* asynchronous: acme_hosts_request */
 	case CFG_TLS_INHERIT:
 	case CFG_TLS_OFF:
 		break;
@@ -214,6 +224,19 @@ static void edge_on_cert_request(void *arg)
 		struct cert *have = cert_index_get(e->certs, rq->name);
 		if (have && have->source == rq->mode) {
 			ok = true;
+		} else if (rq->mode == CFG_TLS_ACME && rq->claim != SNAPSHOT_CLAIM_EXACT) {
+			/* Orders only for names an operator wrote down: a name a client
+			 * invents under a wildcard or HostRegexp must not make one
+			 * (and http-01/tls-alpn-01 cannot validate wildcards). */
+			snprintf(err, sizeof err,
+				 "ACME needs a Host() rule naming %s exactly (wildcard and "
+				 "HostRegexp hosts would need dns-01)",
+				 rq->host);
+			log_warn("certificate for %s: %s", rq->host, err);
+		} else if (rq->mode == CFG_TLS_ACME) {
+			acme_hosts_request(e->acme, rq->w, rq->host);
+			free(rq);
+			return;
 		} else {
 			struct cert *c = edge_obtain_cert(e, rq, err, sizeof err);
 			if (c) {
@@ -258,9 +281,13 @@ static struct route_snapshot *edge_ctl_routes(struct edge *e)
 
 static void edge_ctl_publish(struct edge *e, struct route_snapshot *snap)
 {
+	struct route_snapshot *old = snapshot_retain(e->routes);
 	edge_publish_routes(e, snap);
 	log_info("update: generation %llu, %zu tenants", (unsigned long long)e->generation,
 		 snapshot_tenants(snap)->n);
+	/* New acme hosts get their certificates now, not at the first visitor. */
+	acme_hosts_routes(e->acme, old, snap);
+	snapshot_release(old);
 }
 
 static unsigned long edge_connections(const struct edge *e)
@@ -302,20 +329,25 @@ static json_t *edge_ctl_certs(struct edge *e)
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < cert_index_size(e->certs); i++) {
 		const struct cert *c = cert_index_at(e->certs, i);
+		if (c->source == CFG_TLS_ACME && acme_hosts_known(e->acme, c->host))
+			continue; /* listed with its ACME state below */
 		char when[32];
 		struct tm tm;
 		gmtime_r(&c->not_after, &tm);
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s?,s:s,s:s,s:n}", "host", c->host,
-						      "source", edge_source_name(c->source), "issuer",
-						      c->issuer, "not_after", when, "state", "valid",
-						      "last_error"));
+		json_array_append_new(list, json_pack("{s:s,s:s,s:s?,s:s,s:s,s:n,s:n,s:i}", "host",
+						      c->host, "source", edge_source_name(c->source),
+						      "issuer", c->issuer, "not_after", when, "state",
+						      "valid", "last_error", "next_attempt", "failures",
+						      0));
 	}
+	if (list)
+		acme_hosts_list(e->acme, list);
 	return json_pack("{s:o}", "certs", list ? list : json_array());
 }
 
-/* edge_ctl_cert_renew: replace host's certificate now (internal CA and files;
- * ACME renewals come with the ACME client). */
+/* edge_ctl_cert_renew: replace host's certificate now: an ACME order (whatever
+ * the backoff), a new internal one, or the files read again. */
 static int edge_ctl_cert_renew(struct edge *e, const char *host)
 {
 	const struct cfg_tenant *t = snapshot_tenant_for_host(e->routes, host, strlen(host));
@@ -333,7 +365,13 @@ static int edge_ctl_cert_renew(struct edge *e, const char *host)
 	} else if (mode == CFG_TLS_FILES) {
 		c = cert_load_pem(host, t->tls_cert, t->tls_key, CFG_TLS_FILES, err, sizeof err);
 	} else {
-		snprintf(err, sizeof err, "ACME certificates are not available in this build yet");
+		char name[256];
+		if (snapshot_cert_name(e->routes, host, strlen(host), name, sizeof name) !=
+		    SNAPSHOT_CLAIM_EXACT)
+			return -1;
+		acme_hosts_request(e->acme, NULL, host); /* registers the host if new */
+		acme_hosts_renew(e->acme, host);
+		return 0;
 	}
 	if (!c) {
 		log_warn("renewal of %s: %s", host, err);
@@ -380,6 +418,39 @@ static void edge_ctl_metrics(struct edge *e, struct evbuffer *out)
 					    ts->v[i].name, (unsigned long long)atomic_load(&st->bytes_out));
 	}
 }
+
+/* The ACME host table's view of the edge. */
+
+static void edge_acme_publish(void *arg, struct cert *c)
+{
+	struct edge *e = arg;
+	struct cert_index *ix = cert_index_with(e->certs, c, EDGE_CERT_CACHE);
+	if (ix)
+		edge_publish_certs(e, ix);
+}
+
+static void edge_acme_answer(void *arg, struct worker *w, const char *host, bool ok,
+			     const char *err)
+{
+	(void)arg;
+	worker_post_cert_result(w, host, ok, err ? err : "");
+}
+
+static bool edge_acme_routed(void *arg, const char *host)
+{
+	struct edge *e = arg;
+	char name[256];
+	const struct cfg_tenant *t = snapshot_tenant_for_host(e->routes, host, strlen(host));
+	return t && cfg_tenant_tls(t, &e->cfg) == CFG_TLS_ACME &&
+	       snapshot_cert_name(e->routes, host, strlen(host), name, sizeof name) ==
+		       SNAPSHOT_CLAIM_EXACT;
+}
+
+static const struct acme_hosts_ops edge_acme_ops = {
+	.publish = edge_acme_publish,
+	.answer = edge_acme_answer,
+	.routed = edge_acme_routed,
+};
 
 static const struct control_ops edge_control_ops = {
 	.routes = edge_ctl_routes,
@@ -562,6 +633,7 @@ static int edge_start(struct edge *e, const char *demo_tenants)
 	if (tls_conn_init() < 0)
 		return -1;
 	struct tls_ctx_opts topts = {.min_version = e->cfg.tls.min_version,
+				     .enable_acme = e->cfg.acme.tlsalpn01,
 				     .client_hello_cb = tls_conn_client_hello};
 	e->ssl_ctx = tls_ctx_new(&topts, err, sizeof err);
 	if (!e->ssl_ctx) {
@@ -580,6 +652,16 @@ static int edge_start(struct edge *e, const char *demo_tenants)
 	e->health = health_checker_new(e->base, e->dns);
 	if (e->health)
 		health_checker_update(e->health, e->routes);
+	e->challenges = challenges_new();
+	e->acme = e->challenges ? acme_hosts_new(e->base, e->dns, &e->cfg, e->store, e->challenges,
+						 &edge_acme_ops, e, err, sizeof err)
+				: NULL;
+	if (!e->acme) {
+		log_err("acme: %s", e->challenges ? err : "out of memory");
+		return -1;
+	}
+	/* Stored certificates are renewed whether or not anyone visits. */
+	acme_hosts_sweep(e->acme, e->routes);
 	return 0;
 }
 
@@ -620,6 +702,8 @@ static void edge_free(struct edge *e)
 	if (e->ticket_timer)
 		event_free(e->ticket_timer);
 	control_free(e->control);
+	acme_hosts_free(e->acme);
+	challenges_free(e->challenges);
 	health_checker_free(e->health);
 	if (e->dns)
 		evdns_base_free(e->dns, 0);

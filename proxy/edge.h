@@ -15,6 +15,7 @@
 
 struct edge;
 struct worker;
+struct challenges;
 
 /* edge_run: run portier with static config cfg (ownership taken) until
  * SIGTERM/SIGINT and the drain that follows. Returns the exit status. */
@@ -24,6 +25,9 @@ int edge_run(struct cfg_static *cfg, const char *demo_tenants);
 SSL_CTX *edge_ssl_ctx(const struct edge *e);
 uint16_t edge_https_port(const struct edge *e);
 bool edge_is_trusted_proxy(const struct edge *e, const struct sockaddr *peer);
+/* edge_challenges: the ACME challenge answers (http-01 tokens, tls-alpn-01
+ * certificates) workers serve to the CA's validators; never NULL while running. */
+struct challenges *edge_challenges(const struct edge *e);
 
 /* edge_request_cert: from a worker: obtain host's certificate for mode;
  * answered with worker_post_cert_result. */

@@ -48,10 +48,11 @@ static void misc_oom(void)
 
 int cmd_cert_ls(const struct ctl *c, int argc, char **argv)
 {
-	static const char *const headers[] = {"host",   "source", "state", "not after",
-					      "issuer", "last error"};
-	static const char *const keys[] = {"host",   "source", "state", "not_after",
-					   "issuer", "last_error"};
+	enum { COLS = 7 };
+	static const char *const headers[COLS] = {"host",   "source", "state", "not after",
+						  "next attempt", "issuer", "last error"};
+	static const char *const keys[COLS] = {"host",	       "source", "state", "not_after",
+					       "next_attempt", "issuer", "last_error"};
 	struct table t = {0};
 	json_t *answer = NULL, *certs, *cert;
 	size_t i;
@@ -67,13 +68,13 @@ int cmd_cert_ls(const struct ctl *c, int argc, char **argv)
 		printf("no certificates yet\n");
 		goto out;
 	}
-	if (table_init(&t, 6, headers) < 0)
+	if (table_init(&t, COLS, headers) < 0)
 		goto nomem;
 	json_array_foreach(certs, i, cert) {
-		char bufs[6][32];
-		const char *cells[6];
+		char bufs[COLS][32];
+		const char *cells[COLS];
 
-		for (size_t k = 0; k < 6; k++)
+		for (size_t k = 0; k < COLS; k++)
 			cells[k] = ctl_json_text(json_object_get(cert, keys[k]), bufs[k],
 						 sizeof(bufs[k]));
 		if (table_add(&t, cells) < 0)

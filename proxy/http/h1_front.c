@@ -1,3 +1,9 @@
+/*
+ * h1_front.c - the HTTP/1.1 front's connection half: accepting, reading
+ * request heads and bodies, and dispatching each request (an ACME http-01
+ * answer, a redirect, a respond service or an exchange with a backend);
+ * h1_response.c writes the answers.
+ */
 #include "proxy/http/h1_front.h"
 
 #include <arpa/inet.h>
@@ -13,6 +19,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
+#include "acme/challenges.h"
 #include "config/hostname.h"
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
@@ -229,11 +236,38 @@ static void h1_read_body(struct h1_conn *c)
 	}
 }
 
+#define H1_ACME_PREFIX "/.well-known/acme-challenge/"
+
+/* h1_acme_http01: on the plain HTTP listener, answer the CA's http-01
+ * validator (RFC 8555 section 8.3) for a token portier holds with its key
+ * authorization. Ahead of routing, redirects and limits, and whatever the
+ * Host: the name may be routed by no tenant yet. False for anything else,
+ * unknown tokens included: those are routed as usual, so a tenant running
+ * its own ACME client behind portier (tls "off") still gets its validations. */
+static bool h1_acme_http01(struct h1_conn *c)
+{
+	struct req *r = &c->req;
+	size_t plen = sizeof H1_ACME_PREFIX - 1;
+	if (c->tls || r->path_len < plen || memcmp(r->path, H1_ACME_PREFIX, plen) != 0)
+		return false;
+	char keyauth[CHALLENGES_KEYAUTH_MAX];
+	int n = challenges_get_http01(edge_challenges(c->w->edge), r->path + plen,
+				      r->path_len - plen, keyauth, sizeof keyauth);
+	if (n < 0)
+		return false;
+	c->close_after |= r->content_length > 0 || r->chunked; /* left unread */
+	h1_respond(c, 200, "text/plain", keyauth, (size_t)n, NULL);
+	h1_finish_response(c);
+	return true;
+}
+
 /* h1_dispatch: route the request and answer it or start its exchange. */
 static void h1_dispatch(struct h1_conn *c)
 {
 	struct worker *w = c->w;
 	struct req *r = &c->req;
+	if (h1_acme_http01(c))
+		return;
 	r->snap = snapshot_retain(w->routes);
 	const struct cfg_tenant *t = snapshot_tenant_for_host(r->snap, r->host, r->host_len);
 	if (c->tls && t) {

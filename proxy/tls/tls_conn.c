@@ -1,3 +1,9 @@
+/*
+ * tls_conn.c - the handshake of an accepted TLS connection: the ClientHello
+ * callback picks the certificate (a tls-alpn-01 challenge answer, or the
+ * tenant's from the cert index, or parks while the main thread obtains it),
+ * and the finished connection goes to the front ALPN selected.
+ */
 #include "proxy/tls/tls_conn.h"
 
 #include <stdlib.h>
@@ -7,7 +13,9 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 
+#include "acme/challenges.h"
 #include "config/snapshot.h"
+#include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h1_front.h"
@@ -21,17 +29,30 @@ struct tls_conn {
 	SSL *ssl;
 	struct event *io;       /* readiness of fd for SSL_do_handshake */
 	struct event *deadline; /* handshake must finish by client_header */
+	int64_t deadline_ms;    /* when it fires (clock_mono_ms) */
 	struct sockaddr_storage peer;
 	socklen_t peer_len;
 	char sni[256];          /* name being served ("" when none) */
 	char cert_host[256];    /* certificate looked up (sni or the default) */
 	enum cfg_tls_mode mode;
 	bool parked, cert_failed;
+	bool deadline_extended; /* once, for an ACME order (tls_conn_wait_order) */
+	bool acme_challenge;    /* serving a tls-alpn-01 certificate: no front after */
 };
+
+/* A parked ACME handshake's deadline beyond the main thread's own answer
+ * deadline (acme.on_demand_timeout_ms), which it always keeps. */
+#define TLS_ACME_MARGIN_MS 2000
 
 static int tls_conn_ex_index = -1;
 
 static void tls_conn_step(struct tls_conn *t);
+
+static struct timeval tls_conn_tv(uint64_t ms)
+{
+	return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+				.tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
 
 static void tls_conn_unlink(struct tls_conn *t)
 {
@@ -90,12 +111,21 @@ static void tls_conn_done(struct tls_conn *t)
 	socklen_t plen = t->peer_len;
 	char sni[256];
 	memcpy(sni, t->sni, sizeof sni);
+	bool acme_challenge = t->acme_challenge;
 	tls_conn_unlink(t);
 	event_free(t->io);
 	event_free(t->deadline);
 	free(t);
 	worker_conn_removed(w); /* h1_conn_new counts it again */
 	SSL_set_ex_data(ssl, tls_conn_ex_index, NULL);
+	/* A validator only looks at the certificate; the challenge certificate
+	 * never fronts a request, whatever ALPN picked. */
+	if (acme_challenge) {
+		SSL_free(ssl);
+		close(fd);
+		worker_maybe_finish(w);
+		return;
+	}
 	switch (tls_alpn_selected(ssl)) {
 	case TLS_ALPN_H2:
 	case TLS_ALPN_ACME_TLS1:
@@ -109,6 +139,22 @@ static void tls_conn_done(struct tls_conn *t)
 		break;
 	}
 	h1_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen, LISTENER_HTTPS);
+}
+
+/* tls_conn_wait_order: a handshake parked for an ACME certificate may wait
+ * for a whole order, longer than client_header: its deadline moves once to
+ * on_demand_timeout_ms + TLS_ACME_MARGIN_MS from now, when that is later. */
+static void tls_conn_wait_order(struct tls_conn *t)
+{
+	if (t->deadline_extended)
+		return;
+	t->deadline_extended = true;
+	uint64_t wait = t->w->cfg->acme.on_demand_timeout_ms + TLS_ACME_MARGIN_MS;
+	int64_t left = t->deadline_ms - clock_mono_ms();
+	if (left >= 0 && (uint64_t)left >= wait)
+		return;
+	struct timeval tv = tls_conn_tv(wait);
+	evtimer_add(t->deadline, &tv); /* re-adding a pending timer moves it */
 }
 
 static void tls_conn_step(struct tls_conn *t)
@@ -130,6 +176,8 @@ static void tls_conn_step(struct tls_conn *t)
 		break;
 	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
 		t->parked = true; /* woken by tls_conn_cert_result */
+		if (t->mode == CFG_TLS_ACME)
+			tls_conn_wait_order(t);
 		return;
 	default: {
 		char buf[160];
@@ -178,7 +226,8 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 		return;
 	}
 	uint64_t ms = w->cfg->timeouts_ms.client_header;
-	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	struct timeval tv = tls_conn_tv(ms);
+	t->deadline_ms = clock_mono_ms() + (int64_t)ms;
 	evtimer_add(t->deadline, &tv);
 	event_add(t->io, NULL);
 }
@@ -196,6 +245,27 @@ static struct cert *tls_conn_pick(struct tls_conn *t)
 		return NULL;
 	c = cert_index_get(t->w->certs, wild);
 	return c && c->source == t->mode && cert_covers(c, t->cert_host) ? c : NULL;
+}
+
+/* tls_conn_acme_challenge: serve the tls-alpn-01 certificate for t->sni to
+ * a validator, known by offering acme-tls/1 alone (RFC 8737 section 4), so a
+ * browser that lists acme-tls/1 among others never gets it. 1 when served,
+ * 0 when this is no validator or no challenge waits for the name, -1 when
+ * OpenSSL refuses the certificate. */
+static int tls_conn_acme_challenge(struct tls_conn *t, SSL *ssl)
+{
+	t->acme_challenge = false; /* a second ClientHello decides afresh */
+	if (!t->sni[0] || !tls_client_hello_acme_only(ssl))
+		return 0;
+	struct cert *c = challenges_get_alpn(edge_challenges(t->w->edge), t->sni);
+	if (!c)
+		return 0;
+	int ok = SSL_use_cert_and_key(ssl, c->leaf, c->key, NULL, 1) == 1;
+	cert_release(c); /* the SSL holds its own references */
+	if (!ok)
+		return -1;
+	t->acme_challenge = true;
+	return 1;
 }
 
 int tls_conn_client_hello(SSL *ssl, int *alert, void *arg)
@@ -218,6 +288,14 @@ int tls_conn_client_hello(SSL *ssl, int *alert, void *arg)
 	}
 	if (n == 0)
 		t->sni[0] = '\0';
+	/* Before any tenant lookup: the name may be routed by no tenant yet. */
+	int served = tls_conn_acme_challenge(t, ssl);
+	if (served > 0)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	if (served < 0) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	const struct cfg_tenant *tenant =
 		n > 0 ? snapshot_tenant_for_host(w->routes, t->sni, (size_t)n) : NULL;
 	enum cfg_tls_mode mode = tenant ? cfg_tenant_tls(tenant, w->cfg) : CFG_TLS_OFF;

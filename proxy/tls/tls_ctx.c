@@ -239,6 +239,27 @@ enum tls_alpn tls_alpn_selected(const SSL *ssl)
 	return p ? tls_alpn_lookup(p, n) : TLS_ALPN_NONE;
 }
 
+bool tls_alpn_only_acme(const unsigned char *ext, size_t len)
+{
+	/* A list holding acme-tls/1 alone has exactly one encoding: list length
+	 * 11, name length 10, the name. Comparing with it is the whole parse,
+	 * with nothing to walk and nothing to overrun; anything longer (a second
+	 * name, a duplicate, trailing bytes) or shorter is not a validator. */
+	static const unsigned char only[] = {0x00, 0x0b, 0x0a, 'a', 'c', 'm', 'e', '-',
+					     't', 'l', 's', '/', '1'};
+	return ext && len == sizeof only && !memcmp(ext, only, sizeof only);
+}
+
+bool tls_client_hello_acme_only(SSL *ssl)
+{
+	const unsigned char *p = NULL;
+	size_t len = 0;
+	if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+				       &p, &len))
+		return false;
+	return tls_alpn_only_acme(p, len);
+}
+
 /* ---- SNI --------------------------------------------------------------- */
 
 /* tls_sni_copy: name (n bytes off the wire) lowercased without one trailing

@@ -50,3 +50,13 @@ void tls_ctx_free_globals(void);
  * (inside the client hello callback), copied lowercased without trailing dot
  * into out. Returns its length, 0 when absent, -1 when malformed. */
 int tls_client_hello_sni(SSL *ssl, char *out, size_t outcap);
+
+/* tls_alpn_only_acme: whether ext, the body of a ClientHello's ALPN
+ * extension (u16 list length, then u8-length-prefixed names), offers
+ * "acme-tls/1" and nothing else, as RFC 8737 section 4 has validators do.
+ * Any bytes may be passed; malformed lists give false. */
+bool tls_alpn_only_acme(const unsigned char *ext, size_t len);
+
+/* tls_client_hello_acme_only: tls_alpn_only_acme for the ClientHello being
+ * processed (inside the client hello callback); false without ALPN. */
+bool tls_client_hello_acme_only(SSL *ssl);

@@ -5,7 +5,10 @@
  * tls_ctx_new (TLS 1.2+ without h2, TLS 1.3 with h2 and acme-tls/1), whose
  * ClientHello callback runs tls_client_hello_sni and checks its result
  * before serving a self-signed P-256 certificate. ALPN picks are checked
- * after the handshake steps.
+ * after the handshake steps, against what tls_client_hello_acme_only said
+ * (a tls-alpn-01 validator offers acme-tls/1 alone). The input itself also
+ * goes to tls_alpn_only_acme as an ALPN extension body, checked against a
+ * plain walk of the list.
  *
  * Seeds: with PORTIER_FUZZ_SEED_DIR set, LLVMFuzzerInitialize writes into
  * that directory what real OpenSSL clients send (SNI and ALPN variants,
@@ -39,6 +42,7 @@ static struct {
 	int calls;
 	int sni_rc;
 	char sni[256];
+	bool acme_only;
 } fuzz_seen;
 
 /* fuzz_make_cert: a self-signed P-256 certificate for fuzz.example. */
@@ -99,6 +103,7 @@ static int fuzz_hello_cb(SSL *ssl, int *alert, void *arg)
 		free(small);
 	}
 
+	fuzz_seen.acme_only = tls_client_hello_acme_only(ssl);
 	if (SSL_use_cert_and_key(ssl, fuzz_leaf, fuzz_key, NULL, 1) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
@@ -144,6 +149,9 @@ static void fuzz_check_after(SSL *ssl, int pol)
 	enum tls_alpn a = tls_alpn_selected(ssl);
 	FUZZ_ASSERT(a == TLS_ALPN_NONE || a == TLS_ALPN_HTTP11 || (pol == 1 && a == TLS_ALPN_H2) ||
 		    (pol == 1 && a == TLS_ALPN_ACME_TLS1));
+	/* A client offering acme-tls/1 alone can get nothing else. */
+	if (fuzz_seen.acme_only)
+		FUZZ_ASSERT(a == TLS_ALPN_NONE || a == TLS_ALPN_ACME_TLS1);
 	int v = SSL_version(ssl);
 	if (SSL_is_init_finished(ssl))
 		FUZZ_ASSERT(v == TLS1_3_VERSION || (pol == 0 && v == TLS1_2_VERSION));
@@ -159,11 +167,32 @@ static void fuzz_check_after(SSL *ssl, int pol)
 	}
 }
 
+/* fuzz_ref_only_acme: the oracle for tls_alpn_only_acme: walk the list
+ * (u16 length, then u8-length-prefixed non-empty names, nothing after) and
+ * say whether it is well formed and holds acme-tls/1 alone. */
+static bool fuzz_ref_only_acme(const uint8_t *p, size_t len)
+{
+	if (len < 2 || ((size_t)p[0] << 8 | p[1]) != len - 2)
+		return false;
+	size_t names = 0, i = 2;
+	bool acme = false;
+	while (i < len) {
+		size_t n = p[i++];
+		if (n == 0 || n > len - i)
+			return false;
+		acme = n == 10 && !memcmp(p + i, "acme-tls/1", 10);
+		names++;
+		i += n;
+	}
+	return names == 1 && acme;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_init();
 	if (size > 65536)
 		return 0;
+	FUZZ_ASSERT(tls_alpn_only_acme(data, size) == fuzz_ref_only_acme(data, size));
 	for (int pol = 0; pol < 2; pol++) {
 		BIO *in, *out;
 		SSL *ssl = fuzz_server(fuzz_ctx[pol], &in, &out);
@@ -269,6 +298,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		{"h2_sni", "a.example.com", "\x02h2\x08http/1.1", 12, 0, NULL},
 		{"tls12_upper_dot", "A.Example.COM.", "\x08http/1.1", 9, TLS1_2_VERSION, NULL},
 		{"acme_no_sni", NULL, "\x0a" "acme-tls/1", 11, 0, NULL},
+		{"acme_sni", "acme.example", "\x0a" "acme-tls/1", 11, 0, NULL},
+		{"acme_among_others", "acme.example", "\x02h2\x0a" "acme-tls/1", 14, 0, NULL},
 		{"hrr_p384", "b.example.com", "\x02h2", 3, 0, "P-521:P-384"},
 		{"long_sni", "x123456789.x123456789.x123456789.x123456789.x123456789."
 			     "x123456789.x123456789.x123456789.x123456789.x123456789.x1234",

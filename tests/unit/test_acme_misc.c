@@ -238,7 +238,7 @@ static void test_problem_kinds(void)
 		{"badNonce", PROBLEM_BAD_NONCE},         {"rateLimited", PROBLEM_RATE_LIMITED},
 		{"unauthorized", PROBLEM_UNAUTHORIZED},   {"connection", PROBLEM_CONNECTION},
 		{"dns", PROBLEM_DNS},                     {"malformed", PROBLEM_MALFORMED},
-		{"serverInternal", PROBLEM_SERVER_INTERNAL}, {"caa", PROBLEM_OTHER},
+		{"serverInternal", PROBLEM_SERVER_INTERNAL}, {"accountDoesNotExist", PROBLEM_ACCOUNT_MISSING}, {"caa", PROBLEM_OTHER},
 		{"badNonceX", PROBLEM_OTHER},             {"BADNONCE", PROBLEM_OTHER},
 	};
 	struct problem p;
@@ -427,6 +427,23 @@ static void test_problem_subproblems(void)
 
 #define MIN_MS (60LL * 1000)
 
+static void test_renew_at(void)
+{
+	/* 90 days: renew with 30 days left, up to 3 days earlier. */
+	int64_t nb = 1700000000, day = 86400, na = nb + 90 * day;
+	CHECK(backoff_renew_at(nb, na, 0) == na - 30 * day);
+	int64_t late = backoff_renew_at(nb, na, UINT32_MAX);
+	CHECK(late < na - 30 * day && late >= na - 33 * day);
+	CHECK(backoff_renew_at(nb, na, 1u << 31) < na - 30 * day);
+	/* pebble's 120 s certificates (notAfter = notBefore + 119): renew at 80 s or
+	 * a few seconds before. */
+	CHECK(backoff_renew_at(nb, nb + 119, 0) == nb + 119 - 39);
+	CHECK(backoff_renew_at(nb, nb + 119, UINT32_MAX) >= nb + 119 - 39 - 3);
+	/* Nonsense validity renews at once rather than never. */
+	CHECK(backoff_renew_at(nb, nb, 7) == nb);
+	CHECK(backoff_renew_at(nb, nb - 5, 7) == nb);
+}
+
 static void test_backoff_schedule(void)
 {
 	CHECK(backoff_delay_ms(0) == 0);
@@ -548,6 +565,7 @@ int main(void)
 	test_problem_sanitize();
 	test_problem_subproblems();
 	test_backoff_schedule();
+	test_renew_at();
 	test_backoff_retry_after();
 	test_limiter();
 	return check_done();

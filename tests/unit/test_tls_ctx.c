@@ -2,7 +2,8 @@
  * test_tls_ctx.c - TLS policy end to end: in-process handshakes over BIO
  * pairs between an OpenSSL client and contexts from tls_ctx_new, whose
  * ClientHello callback serves a leaf from the internal CA. Versions, suites,
- * groups, ALPN, SNI extraction (also from hand-made ClientHellos) and ticket
+ * groups, ALPN (and how a tls-alpn-01 validator is told from other
+ * clients), SNI extraction (also from hand-made ClientHellos) and ticket
  * resumption across contexts and key rotations.
  */
 #include "tests/unit/check.h"
@@ -26,6 +27,7 @@ static struct {
 	int calls;
 	int sni_rc;
 	char sni[300];
+	bool acme_only;
 } seen;
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -40,6 +42,7 @@ static int hello_cb(SSL *ssl, int *alert, void *arg)
 	seen.calls++;
 	memset(seen.sni, 0, sizeof seen.sni);
 	seen.sni_rc = tls_client_hello_sni(ssl, seen.sni, sizeof seen.sni);
+	seen.acme_only = tls_client_hello_acme_only(ssl);
 	if (SSL_use_cert_and_key(ssl, c->leaf, c->key, c->chain, 1) != 1) {
 		*alert = SSL_AD_INTERNAL_ERROR;
 		return SSL_CLIENT_HELLO_ERROR;
@@ -312,6 +315,48 @@ out:
 	SSL_CTX_free(acme);
 }
 
+/* acme_only: what the ClientHello callback made of a client offering offer. */
+static bool acme_only(SSL_CTX *sctx, const char *offer)
+{
+	seen.acme_only = true; /* the callback must overwrite it */
+	struct result r = handshake(sctx, &(struct client){.alpn = offer, .sni = "test.example"});
+	CHECK(r.ok);
+	SSL_SESSION_free(r.session);
+	return seen.acme_only;
+}
+
+/* test_alpn_only_acme: RFC 8737 validators offer acme-tls/1 alone; a client
+ * that lists it among others must never be taken for one. */
+static void test_alpn_only_acme(void)
+{
+	static const unsigned char good[] = "\x00\x0b" ALPN_ACME;
+	CHECK(tls_alpn_only_acme(good, 13));
+	CHECK(!tls_alpn_only_acme(good, 12));                    /* truncated */
+	CHECK(!tls_alpn_only_acme(good, 14));                    /* trailing byte */
+	CHECK(!tls_alpn_only_acme(NULL, 13));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"", 0));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0c" ALPN_ACME "x", 14));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0b\x0a" "acme-tls/2", 13));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0b\x0a" "ACME-TLS/1", 13));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0b\x0b" "acme-tls/1", 13));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x16" ALPN_ACME ALPN_ACME, 24));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0e" ALPN_ACME ALPN_H2, 16));
+	CHECK(!tls_alpn_only_acme((const unsigned char *)"\x00\x0e" ALPN_H2 ALPN_ACME, 16));
+
+	/* the same through real ClientHellos */
+	SSL_CTX *acme = server_ctx(TLS1_2_VERSION, true, true);
+	CHECK(acme != NULL);
+	if (!acme)
+		return;
+	CHECK(acme_only(acme, ALPN_ACME));
+	CHECK(!acme_only(acme, ALPN_H2 ALPN_H11 ALPN_ACME));
+	CHECK(!acme_only(acme, ALPN_ACME ALPN_H11));
+	CHECK(!acme_only(acme, ALPN_ACME ALPN_ACME));
+	CHECK(!acme_only(acme, ALPN_H11));
+	CHECK(!acme_only(acme, NULL));
+	SSL_CTX_free(acme);
+}
+
 static void check_sni(SSL_CTX *sctx, const char *sent, int want_rc, const char *want)
 {
 	seen.calls = 0;
@@ -481,6 +526,7 @@ int main(void)
 		test_ctx_settings();
 		test_versions_and_suites();
 		test_alpn();
+		test_alpn_only_acme();
 		test_sni();
 		test_sni_malformed();
 		test_resumption(TLS1_3_VERSION);
