@@ -97,7 +97,8 @@ static void test_every_key(void)
 		" \"tls\": {\"default\": \"acme\", \"min_version\": \"1.3\", \"unknown_sni\": \"default\"},"
 		" \"acme\": {\"directory\": \"https://localhost:14000/dir\", \"email\": \"ops@example.com\","
 		"   \"ca_bundle\": \"/etc/pebble.pem\", \"challenges\": [\"http-01\"], \"on_demand\": false,"
-		"   \"on_demand_timeout\": \"2m\", \"max_concurrent_orders\": 2, \"max_orders_per_minute\": 60},"
+		"   \"on_demand_timeout\": \"2m\", \"max_concurrent_orders\": 2, \"max_orders_per_minute\": 60,"
+		"   \"eab\": {\"kid\": \"kid-1\", \"hmac_key\": \"zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\"}},"
 		" \"trusted_proxies\": [\"10.1.2.3/8\", \"192.168.0.1\", \"fd00::1/8\", \"::1\"],"
 		" \"timeouts\": {\"client_header\": \"250ms\", \"client_idle\": \"1m\", \"backend_connect\": \"1s\","
 		"   \"backend_response\": \"1h\", \"backend_idle\": \"7d\", \"shutdown\": \"0s\"},"
@@ -126,6 +127,8 @@ static void test_every_key(void)
 	CHECK(c.acme.http01 && !c.acme.tlsalpn01 && !c.acme.on_demand);
 	CHECK(c.acme.on_demand_timeout_ms == 120000);
 	CHECK(c.acme.max_concurrent_orders == 2 && c.acme.max_orders_per_minute == 60);
+	CHECK_STR(c.acme.eab_kid, "kid-1");
+	CHECK(c.acme.eab_hmac && !strncmp(c.acme.eab_hmac, "zWNDZM6e", 8));
 	CHECK(c.n_trusted_proxies == 4);
 	if (c.n_trusted_proxies == 4) {
 		static const uint8_t ten[4] = {10, 0, 0, 0}, one92[4] = {192, 168, 0, 1};
