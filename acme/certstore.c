@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "config/fileio.h"
+#include "acme/ari.h"
 #include "acme/pem.h"
 
 /* meta.json is a few hundred bytes; anything near the cap is not ours. */
@@ -147,9 +148,11 @@ static char *certstore_meta_text(const struct cert *c, const char *source)
 	char nb[32], na[32];
 	certstore_rfc3339(c->not_before, nb, sizeof nb);
 	certstore_rfc3339(c->not_after, na, sizeof na);
-	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:s}", "host", c->host, "source", source,
-				 "issuer", c->issuer ? c->issuer : "", "not_before", nb,
-				 "not_after", na);
+	char ari[ARI_ID_SIZE];
+	bool has_ari = c->source == CFG_TLS_ACME && ari_cert_id(c->leaf, ari, sizeof ari) == 0;
+	json_t *meta = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?}", "host", c->host, "source",
+				 source, "issuer", c->issuer ? c->issuer : "", "not_before", nb,
+				 "not_after", na, "ari_id", has_ari ? ari : NULL);
 	char *text = meta ? json_dumps(meta, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(meta);
 	/* End with a newline, as a text file read by operators should. */
@@ -224,7 +227,7 @@ static int certstore_time(const char *s, time_t *out)
 
 int certstore_validity(struct certstore *cs, const char *host, enum cfg_tls_mode source,
 		       time_t *not_before, time_t *not_after, char *issuer, size_t issuer_len,
-		       char *errbuf, size_t errlen)
+		       char *ari_id, size_t ari_len, char *errbuf, size_t errlen)
 {
 	struct certstore_paths p;
 	const char *sname = certstore_source_name(source);
@@ -239,11 +242,12 @@ int certstore_validity(struct certstore *cs, const char *host, enum cfg_tls_mode
 	bool found = text != NULL;
 	json_t *meta = text ? json_loadb(text, len, 0, NULL) : NULL;
 	free(text);
-	const char *m_host = NULL, *m_source = NULL, *nb = NULL, *na = NULL, *iss = NULL;
+	const char *m_host = NULL, *m_source = NULL, *nb = NULL, *na = NULL, *iss = NULL,
+		   *ari = NULL;
 	int rc = -1;
-	if (!meta || json_unpack(meta, "{s:s, s:s, s:s, s:s, s?s}", "host", &m_host, "source",
-				 &m_source, "not_before", &nb, "not_after", &na, "issuer",
-				 &iss) < 0 ||
+	if (!meta || json_unpack(meta, "{s:s, s:s, s:s, s:s, s?s, s?s}", "host", &m_host, "source",
+				 &m_source, "not_before", &nb, "not_after", &na, "issuer", &iss,
+				 "ari_id", &ari) < 0 ||
 	    strcmp(m_host, p.host) != 0 || strcmp(m_source, sname) != 0 ||
 	    certstore_time(nb, not_before) < 0 || certstore_time(na, not_after) < 0) {
 		if (found)
@@ -252,6 +256,8 @@ int certstore_validity(struct certstore *cs, const char *host, enum cfg_tls_mode
 	} else {
 		if (issuer)
 			snprintf(issuer, issuer_len, "%s", iss ? iss : "");
+		if (ari_id)
+			snprintf(ari_id, ari_len, "%s", ari && strlen(ari) < ari_len ? ari : "");
 		rc = 0;
 	}
 	json_decref(meta);

@@ -29,11 +29,12 @@ struct cert *certstore_load(struct certstore *cs, const char *host, enum cfg_tls
  * atomically (temp file, fsync, rename, fsync dir). -1 with the OS error. */
 int certstore_save(struct certstore *cs, const struct cert *c, char *errbuf, size_t errlen);
 
-/* certstore_validity: the validity period (and issuer name, when issuer is
- * not NULL) of host's stored certificate with the given source, from its
- * meta.json alone: cheap enough to schedule renewals of every stored
- * certificate at start-up without loading any. -1 with a message when none
- * is stored or the metadata is unreadable. */
+/* certstore_validity: the validity period (and issuer name and ARI
+ * identifier, "" when unknown, when those are not NULL) of host's stored
+ * certificate with the given source, from its meta.json alone: cheap enough
+ * to schedule renewals of every stored certificate at start-up without
+ * loading any. -1 with a message when none is stored or the metadata is
+ * unreadable. */
 int certstore_validity(struct certstore *cs, const char *host, enum cfg_tls_mode source,
 		       time_t *not_before, time_t *not_after, char *issuer, size_t issuer_len,
-		       char *errbuf, size_t errlen);
+		       char *ari_id, size_t ari_len, char *errbuf, size_t errlen);

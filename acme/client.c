@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "acme/ari.h"
 #include "acme/csr.h"
 #include "acme/pem.h"
 #include "config/fileio.h"
@@ -19,6 +20,16 @@
 #define ACME_KEY_FILE "account.key"
 #define ACME_ACCOUNT_FILE "account.json"
 #define ACME_FILE_CAP (64 * 1024)
+
+/* A renewalInfo question (RFC 9773 4) about one host's certificate. */
+struct acme_ari {
+	struct acme_ari *next;
+	struct acme_client *cl;
+	struct acme_http_req *req;
+	bool waiting_boot;
+	char id[ARI_ID_SIZE];
+	char host[];
+};
 
 struct acme_call {
 	struct acme_client *cl;
@@ -220,9 +231,96 @@ struct acme_call *acme_call_start(struct acme_client *cl, const char *url,
 
 /* ---- bootstrap: directory and account ------------------------------------ */
 
+static void acme_ari_unlink(struct acme_ari *a)
+{
+	struct acme_ari **pp = &a->cl->aris;
+	while (*pp && *pp != a)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = a->next;
+}
+
+/* acme_ari_end: report and free a. */
+static void acme_ari_end(struct acme_ari *a, int64_t start, int64_t end, long retry_after_s,
+			 const char *err)
+{
+	struct acme_client *cl = a->cl;
+	acme_ari_unlink(a);
+	cl->ops.ari_done(cl->arg, a->host, start, end, retry_after_s, err);
+	free(a);
+}
+
+static void acme_ari_on_response(const struct acme_http_resp *r, void *arg)
+{
+	struct acme_ari *a = arg;
+	a->req = NULL;
+	int64_t start, end;
+	char err[512];
+	if (r->status == 200 && ari_parse_window(r->body, r->body_len, &start, &end) == 0) {
+		acme_ari_end(a, start, end, r->retry_after_s, NULL);
+		return;
+	}
+	if (r->status == 200)
+		snprintf(err, sizeof err, "renewalInfo: no valid suggestedWindow");
+	else
+		acme_describe("renewalInfo", r, NULL, err, sizeof err);
+	acme_ari_end(a, 0, 0, r->retry_after_s, err);
+}
+
+/* acme_ari_send: GET renewalInfo/ID (unauthenticated, RFC 9773 4.1). */
+static void acme_ari_send(struct acme_ari *a)
+{
+	struct acme_client *cl = a->cl;
+	a->waiting_boot = false;
+	if (!cl->renewal_info) {
+		acme_ari_end(a, 0, 0, -1, "the CA offers no renewalInfo");
+		return;
+	}
+	char url[4096];
+	size_t n = strlen(cl->renewal_info);
+	int w = snprintf(url, sizeof url, "%s%s%s", cl->renewal_info,
+			 n && cl->renewal_info[n - 1] == '/' ? "" : "/", a->id);
+	a->req = w > 0 && (size_t)w < sizeof url ? acme_http_get(cl->http, url, acme_ari_on_response, a)
+						 : NULL;
+	if (!a->req)
+		acme_ari_end(a, 0, 0, -1, "renewalInfo: cannot send the request");
+}
+
+int acme_client_renewal_info(struct acme_client *cl, const char *host, const char *cert_id,
+			     char *errbuf, size_t errlen)
+{
+	size_t hlen = strlen(host);
+	struct acme_ari *a = strlen(cert_id) < ARI_ID_SIZE ? calloc(1, sizeof *a + hlen + 1) : NULL;
+	if (!a) {
+		snprintf(errbuf, errlen, "renewalInfo: out of memory or identifier too long");
+		return -1;
+	}
+	a->cl = cl;
+	memcpy(a->host, host, hlen + 1);
+	memcpy(a->id, cert_id, strlen(cert_id) + 1);
+	a->next = cl->aris;
+	cl->aris = a;
+	if (cl->boot == ACME_BOOT_READY) {
+		acme_ari_send(a);
+		return 0;
+	}
+	a->waiting_boot = true;
+	acme_boot_start(cl);
+	return 0;
+}
+
 static void acme_boot_done(struct acme_client *cl, const char *err)
 {
 	cl->boot = err ? ACME_BOOT_NONE : ACME_BOOT_READY;
+	for (struct acme_ari *a = cl->aris, *next; a; a = next) {
+		next = a->next;
+		if (!a->waiting_boot)
+			continue;
+		if (err)
+			acme_ari_end(a, 0, 0, -1, err);
+		else
+			acme_ari_send(a);
+	}
 	/* An order may end (and be freed) in its callback: walk a snapshot. */
 	size_t n = 0;
 	for (struct acme_order *o = cl->orders; o; o = acme_order_next(o))
@@ -360,6 +458,7 @@ static void acme_boot_on_directory(const struct acme_http_resp *r, void *arg)
 	cl->new_nonce = acme_dir_url(dir, "newNonce");
 	cl->new_account = acme_dir_url(dir, "newAccount");
 	cl->new_order = acme_dir_url(dir, "newOrder");
+	cl->renewal_info = acme_dir_url(dir, "renewalInfo"); /* optional (RFC 9773) */
 	cl->eab_required = json_is_true(
 		json_object_get(json_object_get(dir, "meta"), "externalAccountRequired"));
 	json_decref(dir);
@@ -488,6 +587,12 @@ void acme_client_free(struct acme_client *cl)
 		return;
 	while (cl->orders)
 		acme_order_free(cl->orders, false);
+	while (cl->aris) {
+		struct acme_ari *a = cl->aris;
+		cl->aris = a->next;
+		acme_http_cancel(a->req);
+		free(a);
+	}
 	acme_http_cancel(cl->boot_req);
 	acme_call_cancel(cl->boot_call);
 	for (unsigned i = 0; i < cl->n_nonces; i++)
@@ -499,6 +604,7 @@ void acme_client_free(struct acme_client *cl)
 	free(cl->new_nonce);
 	free(cl->new_account);
 	free(cl->new_order);
+	free(cl->renewal_info);
 	free(cl->kid);
 	EVP_PKEY_free(cl->key);
 	free(cl);

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -36,6 +37,10 @@ struct acme_client_ops {
 	 * for operators) and retry_after_s (the CA's Retry-After, -1 if none). */
 	void (*order_done)(void *arg, const char *host, struct cert *c, const char *err,
 			   long retry_after_s);
+	/* ari_done: the CA's suggested renewal window for host's certificate
+	 * (epoch seconds) and when to ask again (-1: no Retry-After), or err. */
+	void (*ari_done)(void *arg, const char *host, int64_t start, int64_t end,
+			 long retry_after_s, const char *err);
 };
 
 struct acme_client;
@@ -51,10 +56,21 @@ struct acme_client *acme_client_new(struct event_base *base, struct acme_http *h
  * and removes their challenge answers. NULL-safe. */
 void acme_client_free(struct acme_client *cl);
 
-/* acme_client_order: start an order for host (one DNS name). The caller
- * keeps at most one order per host. -1 with a message when it cannot start
- * (then order_done is not called). */
-int acme_client_order(struct acme_client *cl, const char *host, char *errbuf, size_t errlen);
+/* acme_client_order: start an order for host (one DNS name). replaces, when
+ * not NULL, is the ARI identifier of the certificate it renews (sent as
+ * "replaces", RFC 9773 5, when the CA offers renewalInfo). The caller keeps
+ * at most one order per host. -1 with a message when it cannot start (then
+ * order_done is not called). */
+int acme_client_order(struct acme_client *cl, const char *host, const char *replaces,
+		      char *errbuf, size_t errlen);
+
+/* acme_client_renewal_info: ask the CA's renewalInfo resource (RFC 9773)
+ * about the certificate cert_id (ari.h) of host; ari_done follows, once
+ * (possibly before this returns, when the CA offers no renewalInfo). The
+ * directory (and account) are fetched first when not known yet. -1 with a
+ * message when it cannot start (then ari_done is not called). */
+int acme_client_renewal_info(struct acme_client *cl, const char *host, const char *cert_id,
+			     char *errbuf, size_t errlen);
 
 /* acme_client_orders: orders in flight. */
 size_t acme_client_orders(const struct acme_client *cl);

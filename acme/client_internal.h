@@ -21,6 +21,7 @@ enum acme_boot { ACME_BOOT_NONE, ACME_BOOT_RUNNING, ACME_BOOT_READY };
 
 struct acme_order;
 struct acme_call;
+struct acme_ari;
 
 struct acme_client {
 	struct event_base *base;
@@ -33,7 +34,7 @@ struct acme_client {
 	EVP_PKEY *key;
 	char thumbprint[JWS_THUMBPRINT_SIZE];
 	/* From the directory (NULL until fetched). */
-	char *new_nonce, *new_account, *new_order;
+	char *new_nonce, *new_account, *new_order, *renewal_info;
 	bool eab_required;
 	char *kid; /* the account URL */
 	/* Getting the directory and the account, shared by all orders. */
@@ -44,6 +45,7 @@ struct acme_client {
 	unsigned n_nonces;
 	struct acme_order *orders;
 	size_t n_orders;
+	struct acme_ari *aris; /* renewalInfo requests */
 };
 
 /* A signed POST (RFC 8555 6.2) with one retry on badNonce. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acme/ari.h"
 #include "acme/csr.h"
 #include "acme/pem.h"
 
@@ -54,6 +55,7 @@ struct acme_order {
 	char *chal_token;
 	bool chal_published;
 	EVP_PKEY *cert_key;
+	char replaces[ARI_ID_SIZE]; /* "" when not a renewal */
 	char host[256];
 };
 
@@ -483,6 +485,8 @@ static void order_new(struct acme_order *o)
 {
 	json_t *payload = json_pack("{s:[{s:s,s:s}]}", "identifiers", "type", "dns", "value",
 				    o->host);
+	if (payload && o->replaces[0] && o->cl->renewal_info)
+		json_object_set_new(payload, "replaces", json_string(o->replaces));
 	char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
 	json_decref(payload);
 	if (!text) {
@@ -529,7 +533,8 @@ void acme_order_booted(struct acme_order *o, const char *err)
 		order_new(o);
 }
 
-int acme_client_order(struct acme_client *cl, const char *host, char *errbuf, size_t errlen)
+int acme_client_order(struct acme_client *cl, const char *host, const char *replaces,
+		      char *errbuf, size_t errlen)
 {
 	struct acme_order *o = calloc(1, sizeof *o);
 	if (!o || strlen(host) >= sizeof o->host) {
@@ -539,6 +544,8 @@ int acme_client_order(struct acme_client *cl, const char *host, char *errbuf, si
 	}
 	o->cl = cl;
 	memcpy(o->host, host, strlen(host) + 1);
+	if (replaces && strlen(replaces) < sizeof o->replaces)
+		memcpy(o->replaces, replaces, strlen(replaces) + 1);
 	o->poll_ms = ORDER_POLL_FIRST_MS;
 	o->poll = evtimer_new(cl->base, order_on_poll, o);
 	o->deadline = evtimer_new(cl->base, order_on_deadline, o);

@@ -16,6 +16,7 @@
 
 #include <openssl/rand.h>
 
+#include "acme/ari.h"
 #include "acme/backoff.h"
 #include "acme/challenges.h"
 #include "acme/client.h"
@@ -28,6 +29,15 @@
 /* Renewal due already (a stale stored certificate): spread the orders over
  * this many seconds instead of sending them all at once. */
 #define ACME_HOSTS_SPREAD_S 10
+/* ARI (RFC 9773): ask about a certificate just issued after a few seconds,
+ * about one read from the store after 1 to 6 hours (a restart must not send
+ * a burst to the CA), then as the CA's Retry-After says, within bounds. */
+#define ACME_HOSTS_ARI_FRESH_S 5
+#define ACME_HOSTS_ARI_FIRST_MIN_S 3600
+#define ACME_HOSTS_ARI_FIRST_MAX_S (6 * 3600)
+#define ACME_HOSTS_ARI_POLL_S (6 * 3600)
+#define ACME_HOSTS_ARI_POLL_MIN_S 60
+#define ACME_HOSTS_ARI_POLL_MAX_S (24 * 3600)
 /* The start-up sweep reads this many meta.json files per loop turn. */
 #define ACME_HOSTS_SWEEP_BATCH 256
 
@@ -41,11 +51,14 @@ struct acme_host {
 	int64_t next_attempt_ms; /* monotonic; 0 when not backing off */
 	int64_t next_attempt_wall;
 	time_t not_after, not_before; /* of the certificate served, 0 if none */
+	int64_t renew_at;             /* epoch seconds the renewal timer is set for */
 	char *issuer, *last_error;
+	char *ari_id;                 /* RFC 9773 identifier of that certificate, or NULL */
 	struct worker **waiters;
 	size_t n_waiters, cap_waiters;
 	struct event *wait_timer;  /* acme.on_demand_timeout for the waiters */
 	struct event *renew_timer; /* renewal, or the retry of a failed renewal */
+	struct event *ari_timer;   /* next renewalInfo question */
 	struct acme_hosts *ah;
 	char host[];
 };
@@ -152,6 +165,9 @@ static void ah_host_free(struct acme_host *h)
 		event_free(h->wait_timer);
 	if (h->renew_timer)
 		event_free(h->renew_timer);
+	if (h->ari_timer)
+		event_free(h->ari_timer);
+	free(h->ari_id);
 	free(h->waiters);
 	free(h->issuer);
 	free(h->last_error);
@@ -266,7 +282,8 @@ static void ah_start_order(struct acme_host *h)
 	h->in_order = true;
 	log_info("acme: ordering a certificate for %s", h->host);
 	char err[256];
-	if (acme_client_order(ah->client, h->host, err, sizeof err) < 0) {
+	const char *replaces = h->not_after ? h->ari_id : NULL;
+	if (acme_client_order(ah->client, h->host, replaces, err, sizeof err) < 0) {
 		h->in_order = false;
 		backoff_limiter_done(&ah->limiter);
 		h->state = h->not_after ? AH_VALID : AH_FAILED;
@@ -295,6 +312,29 @@ static void ah_on_renew_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+static void ah_on_ari_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct acme_host *h = arg;
+	char err[256];
+	if (!h->ari_id || h->in_order || h->queued)
+		return; /* a new certificate comes with its own schedule */
+	if (acme_client_renewal_info(h->ah->client, h->host, h->ari_id, err, sizeof err) < 0)
+		log_warn("acme: %s: %s", h->host, err);
+}
+
+static void ah_ari_at(struct acme_host *h, int64_t delay_s)
+{
+	if (!h->ari_id)
+		return;
+	if (!h->ari_timer)
+		h->ari_timer = evtimer_new(h->ah->base, ah_on_ari_timer, h);
+	struct timeval tv = {.tv_sec = (time_t)(delay_s > 0 ? delay_s : 0), .tv_usec = 0};
+	if (h->ari_timer)
+		evtimer_add(h->ari_timer, &tv);
+}
+
 static void ah_timer_at(struct acme_host *h, int64_t delay_s)
 {
 	if (!h->renew_timer)
@@ -312,11 +352,59 @@ static void ah_schedule_renewal(struct acme_host *h)
 	int64_t delay = at - now;
 	if (delay <= 0)
 		delay = (int64_t)(ah_random() % ACME_HOSTS_SPREAD_S);
+	h->renew_at = now + delay;
 	ah_timer_at(h, delay);
 }
 
-static void ah_took_cert(struct acme_host *h, const struct cert *c)
+/* ah_set_ari: the certificate's ARI identifier; first question after
+ * first_s seconds. */
+static void ah_set_ari(struct acme_host *h, const char *id, int64_t first_s)
 {
+	free(h->ari_id);
+	h->ari_id = id && id[0] ? strdup(id) : NULL;
+	if (h->ari_timer)
+		evtimer_del(h->ari_timer);
+	ah_ari_at(h, first_s);
+}
+
+static int64_t ah_ari_first_stored(void)
+{
+	return ACME_HOSTS_ARI_FIRST_MIN_S +
+	       (int64_t)(ah_random() % (ACME_HOSTS_ARI_FIRST_MAX_S - ACME_HOSTS_ARI_FIRST_MIN_S));
+}
+
+static void ah_ari_done(void *arg, const char *host, int64_t start, int64_t end,
+			long retry_after_s, const char *err)
+{
+	struct acme_hosts *ah = arg;
+	struct acme_host *h = ah_find(ah, host);
+	if (!h)
+		return;
+	int64_t next = retry_after_s > 0 ? retry_after_s : ACME_HOSTS_ARI_POLL_S;
+	next = next < ACME_HOSTS_ARI_POLL_MIN_S	  ? ACME_HOSTS_ARI_POLL_MIN_S
+	       : next > ACME_HOSTS_ARI_POLL_MAX_S ? ACME_HOSTS_ARI_POLL_MAX_S
+						  : next;
+	if (err) {
+		log_debug("acme: %s: %s", host, err);
+		ah_ari_at(h, ACME_HOSTS_ARI_POLL_MAX_S);
+		return;
+	}
+	ah_ari_at(h, next);
+	int64_t at = ari_pick(start, end, ah_random());
+	int64_t now = clock_wall_ms() / 1000;
+	if (at >= h->renew_at || h->in_order || h->queued)
+		return;
+	char when[32];
+	ah_rfc3339(at, when, sizeof when);
+	log_info("acme: %s: the CA's renewal window moves the renewal to %s", host, when);
+	h->renew_at = at;
+	ah_timer_at(h, at - now);
+}
+
+static void ah_took_cert(struct acme_host *h, const struct cert *c, int64_t ari_first_s)
+{
+	char id[ARI_ID_SIZE];
+	ah_set_ari(h, ari_cert_id(c->leaf, id, sizeof id) == 0 ? id : NULL, ari_first_s);
 	h->not_before = c->not_before;
 	h->not_after = c->not_after;
 	free(h->issuer);
@@ -348,7 +436,7 @@ static void ah_order_done(void *arg, const char *host, struct cert *c, const cha
 		h->next_attempt_ms = h->next_attempt_wall = 0;
 		ah_set_error(h, NULL);
 		ah->ops.publish(ah->arg, c);
-		ah_took_cert(h, c);
+		ah_took_cert(h, c, ACME_HOSTS_ARI_FRESH_S);
 		cert_release(c);
 		ah_answer_all(h, true, NULL);
 	} else {
@@ -398,6 +486,7 @@ static const struct acme_client_ops ah_client_ops = {
 	.chal_put = ah_chal_put,
 	.chal_del = ah_chal_del,
 	.order_done = ah_order_done,
+	.ari_done = ah_ari_done,
 };
 
 /* ---- the edge's calls ---------------------------------------------------- */
@@ -412,7 +501,7 @@ static bool ah_from_store(struct acme_hosts *ah, struct acme_host *h)
 		return false;
 	ah->ops.publish(ah->arg, c);
 	if (!h->in_order && !h->queued)
-		ah_took_cert(h, c);
+		ah_took_cert(h, c, ah_ari_first_stored());
 	cert_release(c);
 	return true;
 }
@@ -544,9 +633,9 @@ static void ah_sweep_one(struct acme_hosts *ah, const char *host)
 	if (ah_find(ah, host))
 		return;
 	time_t nb, na;
-	char issuer[128], err[256];
-	if (certstore_validity(ah->store, host, CFG_TLS_ACME, &nb, &na, issuer, sizeof issuer, err,
-			       sizeof err) == 0 &&
+	char issuer[128], ari[ARI_ID_SIZE], err[256];
+	if (certstore_validity(ah->store, host, CFG_TLS_ACME, &nb, &na, issuer, sizeof issuer, ari,
+			       sizeof ari, err, sizeof err) == 0 &&
 	    na > time(NULL)) {
 		struct acme_host *h = ah_get(ah, host);
 		if (!h)
@@ -556,6 +645,7 @@ static void ah_sweep_one(struct acme_hosts *ah, const char *host)
 		h->issuer = issuer[0] ? strdup(issuer) : NULL;
 		h->state = AH_VALID;
 		ah_schedule_renewal(h);
+		ah_set_ari(h, ari, ah_ari_first_stored());
 		return;
 	}
 	if (!ah->cfg->acme.on_demand)

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "acme/b64url.h"
+#include "acme/ari.h"
 #include "acme/backoff.h"
 #include "acme/csr.h"
 #include "acme/problem.h"
@@ -427,6 +428,61 @@ static void test_problem_subproblems(void)
 
 #define MIN_MS (60LL * 1000)
 
+/* ---- ARI (RFC 9773) ---- */
+
+/* A bare certificate with the AKI and serial of RFC 9773's example. */
+static X509 *ari_example_cert(void)
+{
+	static const unsigned char kid[] = {0x69, 0x88, 0x5b, 0x6b, 0x87, 0x46, 0x40,
+					    0x41, 0xe1, 0xb3, 0x7b, 0x84, 0x7b, 0xa0,
+					    0xae, 0x2c, 0xde, 0x01, 0xc8, 0xd4};
+	X509 *x = X509_new();
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	ASN1_INTEGER *serial = ASN1_INTEGER_new();
+	BIGNUM *bn = NULL;
+	BN_hex2bn(&bn, "87654321");
+	akid->keyid = ASN1_OCTET_STRING_new();
+	ASN1_OCTET_STRING_set(akid->keyid, kid, sizeof kid);
+	BN_to_ASN1_INTEGER(bn, serial);
+	X509_set_serialNumber(x, serial);
+	X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT);
+	AUTHORITY_KEYID_free(akid);
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	return x;
+}
+
+static void test_ari(void)
+{
+	char id[ARI_ID_SIZE];
+	X509 *x = ari_example_cert();
+	CHECK(ari_cert_id(x, id, sizeof id) == 0);
+	CHECK_STR(id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+	CHECK(ari_cert_id(x, id, 10) == -1);
+	X509_free(x);
+	X509 *bare = X509_new();
+	CHECK(ari_cert_id(bare, id, sizeof id) == -1); /* no AKI */
+	X509_free(bare);
+
+	int64_t s = 0, e = 0;
+	const char *ok = "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\","
+			 "\"end\":\"2025-01-03T04:00:00.123+02:00\"},\"explanationURL\":\"x\"}";
+	CHECK(ari_parse_window(ok, strlen(ok), &s, &e) == 0);
+	CHECK(s == 1735790400 && e == 1735790400 + 86400 - 7200);
+	static const char *const bad[] = {
+		"{}", "[]", "not json", "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\"}}",
+		"{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\",\"end\":\"2025-01-02T04:00:00Z\"}}",
+		"{\"suggestedWindow\":{\"start\":\"2025-01-02 04:00:00\",\"end\":\"2025-01-03T04:00:00Z\"}}",
+		"{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Zjunk\",\"end\":\"2025-01-03T04:00:00Z\"}}",
+		"{\"suggestedWindow\":{\"start\":1,\"end\":2}}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		CHECK(ari_parse_window(bad[i], strlen(bad[i]), &s, &e) == -1);
+	CHECK(ari_pick(100, 200, 0) == 100);
+	CHECK(ari_pick(100, 200, UINT32_MAX) >= 199 && ari_pick(100, 200, UINT32_MAX) <= 200);
+	CHECK(ari_pick(100, 100, 5) == 100 && ari_pick(100, 50, 5) == 100);
+}
+
 static void test_renew_at(void)
 {
 	/* 90 days: renew with 30 days left, up to 3 days earlier. */
@@ -566,6 +622,7 @@ int main(void)
 	test_problem_subproblems();
 	test_backoff_schedule();
 	test_renew_at();
+	test_ari();
 	test_backoff_retry_after();
 	test_limiter();
 	return check_done();
