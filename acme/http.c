@@ -18,6 +18,8 @@
 #include "acme/http.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -396,8 +398,16 @@ static void req_connect(struct acme_http_req *r, int literal, const char *addr)
 	evhttp_request_set_header_cb(er, req_header_cb);
 	/* May call req_done_cb before returning (a connect that failed at
 	 * once); on -1 evhttp may or may not have freed er: leave it. */
-	if (evhttp_make_request(r->evcon, er, r->method, r->target))
+	if (evhttp_make_request(r->evcon, er, r->method, r->target)) {
 		req_fail(r, "connect to %s:%d: cannot start the request", r->host, r->port);
+		return;
+	}
+	/* The socket exists now (connecting). Small JOSE requests wait ~40 ms for
+	 * a delayed ACK under Nagle: measured 45 ms per CA request, 7 a order. */
+	int one = 1;
+	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(r->evcon));
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 /* lookup_cb: evdns answered (at once or later, or cancelled). */
