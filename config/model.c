@@ -53,3 +53,9 @@ void cfg_tenant_stats_release(struct cfg_tenant_stats *st)
 	if (st && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1)
 		free(st);
 }
+
+void cfg_limits_release(struct cfg_limits *l)
+{
+	if (l && atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) == 1)
+		l->free(l);
+}

@@ -30,6 +30,7 @@ void cfg_err_set(struct cfg_err *err, int status, const char *field, const char 
 struct cfg_addr {
 	char *host;
 	uint16_t port;
+	bool proxy_protocol; /* listeners only: a PROXY header from trusted_proxies comes first */
 };
 
 struct cfg_addr_list {
@@ -152,7 +153,18 @@ struct cfg_tenant_stats {
 	_Atomic uint64_t requests;
 	_Atomic uint64_t by_class[6]; /* responses by status class: [2] = 2xx ... [5] = 5xx */
 	_Atomic uint64_t bytes_in, bytes_out;
+	_Atomic uint64_t rate_limited; /* answered 429 by a rate limit or max_inflight */
 };
+
+/* The runtime state of a tenant's limits (buckets, in-flight count), owned by
+ * the data plane (proxy/limit/) and only carried here, refcounted, so a
+ * table update can hand an unchanged tenant its buckets as they are. */
+struct cfg_limits {
+	_Atomic unsigned refs;
+	void (*free)(struct cfg_limits *l);
+};
+/* cfg_limits_release: NULL-safe; the last reference calls l->free. */
+void cfg_limits_release(struct cfg_limits *l);
 
 struct cfg_tenant_stats *cfg_tenant_stats_new(void);
 struct cfg_tenant_stats *cfg_tenant_stats_retain(struct cfg_tenant_stats *st);
@@ -166,6 +178,8 @@ struct cfg_tenant {
 	struct cfg_service *services;
 	size_t n_services;
 	struct cfg_rate_limit rate_limit;
+	uint64_t max_inflight;    /* requests at the backends at once; 0 = no limit */
+	struct cfg_limits *limits; /* runtime state, attached by the data plane; may be NULL */
 	enum cfg_tls_mode tls;    /* CFG_TLS_INHERIT when not given */
 	char *tls_cert, *tls_key; /* CFG_TLS_FILES */
 	bool https_redirect;      /* default true */

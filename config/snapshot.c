@@ -613,6 +613,17 @@ static void snap_carry_state(struct route_snapshot *s, const struct route_snapsh
 
 /* ---- public ---------------------------------------------------------- */
 
+const struct cfg_tenant *snapshot_tenant_named(const struct route_snapshot *s, const char *name)
+{
+	const struct snap_slot *sl = s ? snap_map_find(&s->names, s->seed, name, strlen(name)) : NULL;
+	return sl ? &s->tenants.v[sl->owner] : NULL;
+}
+
+struct cfg_tenants *snapshot_tenants_unpublished(struct route_snapshot *s)
+{
+	return &s->tenants;
+}
+
 static uint64_t snap_seed(const void *salt)
 {
 	uint64_t seed;

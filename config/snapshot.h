@@ -32,6 +32,11 @@ void snapshot_release(struct route_snapshot *s);
 
 uint64_t snapshot_generation(const struct route_snapshot *s);
 const struct cfg_tenants *snapshot_tenants(const struct route_snapshot *s);
+/* snapshot_tenant_named: the tenant called name, or NULL (s may be NULL). */
+const struct cfg_tenant *snapshot_tenant_named(const struct route_snapshot *s, const char *name);
+/* snapshot_tenants_unpublished: the tenants of a snapshot nobody else holds
+ * yet, for the data plane to attach its runtime state before publishing. */
+struct cfg_tenants *snapshot_tenants_unpublished(struct route_snapshot *s);
 
 /* snapshot_tenant_for_host: the tenant that owns normalised `host` (exact
  * claims first, then wildcards, then regexes), or NULL. Used for SNI and for

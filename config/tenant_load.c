@@ -101,6 +101,7 @@ void cfg_tenant_clear(struct cfg_tenant *t)
 		return;
 	free(t->name);
 	cfg_tenant_stats_release(t->stats);
+	cfg_limits_release(t->limits);
 	for (size_t i = 0; i < t->n_routes; i++)
 		tenant_route_clear(&t->routes[i]);
 	free(t->routes);
@@ -710,6 +711,12 @@ static int tenant_common(json_t *obj, struct jf_path *p, struct cfg_err *err,
 			return -1;
 		jf_path_pop(p, mark);
 	}
+	if ((v = tenant_get(obj, "max_inflight", p, &mark))) {
+		if (jf_uint(v, 1, 10000000, p, err, &u) < 0)
+			return -1;
+		t->max_inflight = u;
+		jf_path_pop(p, mark);
+	}
 	if ((v = tenant_get(obj, "tls", p, &mark))) {
 		if (tenant_tls_parse(v, p, err, t) < 0)
 			return -1;
@@ -759,10 +766,10 @@ static int tenant_full(json_t *obj, struct jf_path *p, struct cfg_err *err, stru
 static int tenant_parse(const char *name, json_t *obj, struct jf_path *p, struct cfg_err *err,
 			struct cfg_tenant *t)
 {
-	static const char *const full_keys[] = {"routes", "services", "rate_limit", "tls",
-						"https_redirect", "hsts", "max_body", NULL};
-	static const char *const short_keys[] = {"hosts", "backends", "rate_limit", "tls",
-						 "https_redirect", "hsts", "max_body", NULL};
+	static const char *const full_keys[] = {"routes", "services", "rate_limit", "max_inflight",
+						"tls", "https_redirect", "hsts", "max_body", NULL};
+	static const char *const short_keys[] = {"hosts", "backends", "rate_limit", "max_inflight",
+						 "tls", "https_redirect", "hsts", "max_body", NULL};
 	bool shorthand;
 
 	memset(t, 0, sizeof(*t));

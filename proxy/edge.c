@@ -27,6 +27,7 @@
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/core/mailbox.h"
+#include "proxy/limit/limiter.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/listener.h"
 #include "proxy/tls/cert_index.h"
@@ -135,6 +136,8 @@ static struct route_snapshot *edge_load_routes(struct edge *e, struct cfg_err *e
 		return NULL;
 	struct route_snapshot *snap = snapshot_build(&ts, e->generation + 1, e->routes, err);
 	cfg_tenants_clear(&ts);
+	if (snap && limits_attach(snap, e->routes) < 0)
+		log_warn("rate limits: out of memory; some tenants run unlimited");
 	return snap;
 }
 
@@ -281,6 +284,8 @@ static struct route_snapshot *edge_ctl_routes(struct edge *e)
 
 static void edge_ctl_publish(struct edge *e, struct route_snapshot *snap)
 {
+	if (limits_attach(snap, e->routes) < 0)
+		log_warn("rate limits: out of memory; some tenants run unlimited");
 	struct route_snapshot *old = snapshot_retain(e->routes);
 	edge_publish_routes(e, snap);
 	log_info("update: generation %llu, %zu tenants", (unsigned long long)e->generation,
@@ -306,8 +311,10 @@ static json_t *edge_ctl_status(struct edge *e)
 		const struct cfg_tenant_stats *st = ts->v[i].stats;
 		json_object_set_new(
 			tenants, ts->v[i].name,
-			json_pack("{s:I,s:I,s:I,s:I,s:I}", "requests",
-				  (json_int_t)(st ? atomic_load(&st->requests) : 0), "responses_4xx",
+			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+				  (json_int_t)(st ? atomic_load(&st->requests) : 0), "rate_limited",
+				  (json_int_t)(st ? atomic_load(&st->rate_limited) : 0), "limited_clients",
+				  (json_int_t)limits_clients(&ts->v[i]), "responses_4xx",
 				  (json_int_t)(st ? atomic_load(&st->by_class[4]) : 0), "responses_5xx",
 				  (json_int_t)(st ? atomic_load(&st->by_class[5]) : 0), "bytes_in",
 				  (json_int_t)(st ? atomic_load(&st->bytes_in) : 0), "bytes_out",
@@ -405,6 +412,15 @@ static void edge_ctl_metrics(struct edge *e, struct evbuffer *out)
 			evbuffer_add_printf(out, "portier_requests_total{tenant=\"%s\",code=\"%dxx\"} %llu\n",
 					    ts->v[i].name, k,
 					    (unsigned long long)atomic_load(&st->by_class[k]));
+	}
+	evbuffer_add_printf(out, "# HELP portier_rate_limited_total Requests answered 429 by a limit, by tenant.\n"
+				 "# TYPE portier_rate_limited_total counter\n");
+	for (size_t i = 0; i < ts->n; i++) {
+		const struct cfg_tenant_stats *st = ts->v[i].stats;
+		if (st)
+			evbuffer_add_printf(out, "portier_rate_limited_total{tenant=\"%s\"} %llu\n",
+					    ts->v[i].name,
+					    (unsigned long long)atomic_load(&st->rate_limited));
 	}
 	evbuffer_add_printf(out, "# HELP portier_bytes_total Body and head bytes, by tenant and direction.\n"
 				 "# TYPE portier_bytes_total counter\n");

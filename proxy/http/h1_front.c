@@ -26,8 +26,10 @@
 #include "proxy/edge.h"
 #include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
+#include "proxy/http/client_addr.h"
 #include "proxy/http/h1_conn.h"
 #include "proxy/http/response.h"
+#include "proxy/limit/limiter.h"
 #include "proxy/log/access_log.h"
 
 static void h1_start_next(struct h1_conn *c);
@@ -261,6 +263,32 @@ static bool h1_acme_http01(struct h1_conn *c)
 	return true;
 }
 
+/* h1_admit: the tenant's limits for a routed request; false when it was
+ * answered 429 (it took no token and reaches no backend). */
+static bool h1_admit(struct h1_conn *c, bool to_backend)
+{
+	struct req *r = &c->req;
+	const struct cfg_tenant *t = r->route.tenant;
+	bool per_client = limits_need_client(t, r->route.route);
+	struct client_key key;
+	if (per_client &&
+	    client_addr_key(r, c->w->edge, limits_client_prefix(t, r->route.route), &key) < 0)
+		return true; /* listeners are IP: unreachable, but never refuse for it */
+	struct limit_answer a;
+	if (limits_admit(t, r->route.route, per_client ? &key : NULL, to_backend, limits_now_ns(),
+			 &r->inflight_held, &a))
+		return true;
+	if (t->stats)
+		atomic_fetch_add_explicit(&t->stats->rate_limited, 1, memory_order_relaxed);
+	char extra[256], body[128];
+	size_t bl = response_error_body(body, sizeof body, 429, r->id);
+	c->close_after |= r->content_length > 0 || r->chunked;
+	h1_respond(c, 429, "text/plain; charset=utf-8", body, bl,
+		   limits_format_429(&a, extra, sizeof extra) ? extra : NULL);
+	h1_finish_response(c);
+	return false;
+}
+
 /* h1_dispatch: route the request and answer it or start its exchange. */
 static void h1_dispatch(struct h1_conn *c)
 {
@@ -327,6 +355,8 @@ static void h1_dispatch(struct h1_conn *c)
 		return;
 	}
 	const struct cfg_service *svc = r->route.service;
+	if (r->route.tenant->limits && !h1_admit(c, !svc->is_respond))
+		return;
 	if (svc->is_respond) {
 		c->close_after |= r->content_length > 0 || r->chunked;
 		h1_respond(c, svc->respond.status, svc->respond.content_type ? svc->respond.content_type

@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 
 #include "proxy/core/clock.h"
+#include "proxy/limit/limiter.h"
 
 bool req_header(const struct req *r, const char *name, size_t idx, const char **val,
 		size_t *len)
@@ -101,6 +102,9 @@ void req_make_id(struct req *r)
 
 void req_clear(struct req *r)
 {
+	if (r->inflight_held && r->route.tenant)
+		limits_release(r->route.tenant);
+	r->inflight_held = false;
 	free(r->head_buf);
 	r->head_buf = NULL;
 	free(r->headers);

@@ -40,6 +40,7 @@ struct req {
 	const char *tls_version; /* "TLSv1.3", NULL on plain HTTP */
 	const char *protocol;    /* "HTTP/1.1", "HTTP/1.0", "h2" */
 	bool client_trusted;     /* peer is in trusted_proxies */
+	bool inflight_held;      /* holds a max_inflight slot of its tenant */
 
 	char id[40];
 
