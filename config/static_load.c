@@ -180,8 +180,42 @@ static int static_addr(const json_t *v, struct jf_path *p, struct cfg_err *err,
 	return 0;
 }
 
-/* static_listen_value: a string, a list of strings, or null (listener off). */
-static int static_listen_value(const json_t *v, struct jf_path *p, struct cfg_err *err,
+/* static_listen_addr: "HOST:PORT", or {"address": "HOST:PORT",
+ * "proxy_protocol": BOOL} for a listener behind a TCP load balancer. */
+static int static_listen_addr(json_t *v, struct jf_path *p, struct cfg_err *err,
+			      struct cfg_addr *out)
+{
+	static const char *const keys[] = {"address", "proxy_protocol", NULL};
+	bool proxy = false;
+	json_t *f;
+	size_t mark;
+
+	if (json_is_string(v))
+		return static_addr(v, p, err, out);
+	if (!json_is_object(v))
+		return jf_fail(err, 400, p,
+			       "expected a string \"HOST:PORT\" or an object {\"address\": \"HOST:PORT\", \"proxy_protocol\": true}");
+	if (jf_check_keys(v, keys, p, err) < 0)
+		return -1;
+	if ((f = json_object_get(v, "proxy_protocol"))) {
+		mark = jf_path_key(p, "proxy_protocol");
+		if (jf_bool(f, p, err, &proxy) < 0)
+			return -1;
+		jf_path_pop(p, mark);
+	}
+	mark = jf_path_key(p, "address");
+	if (!(f = json_object_get(v, "address")))
+		return jf_fail(err, 400, p, "required: the listener's \"HOST:PORT\"");
+	if (static_addr(f, p, err, out) < 0)
+		return -1;
+	jf_path_pop(p, mark);
+	out->proxy_protocol = proxy;
+	return 0;
+}
+
+/* static_listen_value: an address (static_listen_addr), a list of them, or
+ * null (listener off). */
+static int static_listen_value(json_t *v, struct jf_path *p, struct cfg_err *err,
 			       struct cfg_addr_list *out)
 {
 	struct cfg_addr_list l = {0};
@@ -191,17 +225,18 @@ static int static_listen_value(const json_t *v, struct jf_path *p, struct cfg_er
 		goto done;
 	if (json_is_array(v))
 		n = json_array_size(v);
-	else if (!json_is_string(v))
-		return jf_fail(err, 400, p, "expected a string or a list of strings");
+	else if (!json_is_string(v) && !json_is_object(v))
+		return jf_fail(err, 400, p,
+			       "expected \"HOST:PORT\", an object {\"address\": ..., \"proxy_protocol\": ...} or a list of them");
 	if (n > STATIC_LIST_MAX)
 		return jf_fail(err, 400, p, "at most %d addresses", STATIC_LIST_MAX);
 	if (n && !(l.v = calloc(n, sizeof(*l.v))))
 		return static_oom(err, p);
 	for (size_t i = 0; i < n; i++) {
-		const json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
+		json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
 		size_t mark = json_is_array(v) ? jf_path_index(p, i) : p->len;
 
-		if (static_addr(item, p, err, &l.v[i]) < 0)
+		if (static_listen_addr(item, p, err, &l.v[i]) < 0)
 			goto fail;
 		l.n++;
 		jf_path_pop(p, mark);
@@ -687,6 +722,34 @@ static const struct {
 
 #define STATIC_N_SECTIONS (sizeof(static_sections) / sizeof(static_sections[0]))
 
+/* static_proxy_trust: a listener taking PROXY headers with trusted_proxies
+ * empty would close every connection; the error names its proxy_protocol. */
+static int static_proxy_trust(json_t *root, const struct cfg_static *c, struct jf_path *p,
+			      struct cfg_err *err)
+{
+	static const char *const names[] = {"http", "https"};
+	const struct cfg_addr_list *lists[] = {&c->listen_http, &c->listen_https};
+
+	if (c->n_trusted_proxies)
+		return 0;
+	for (size_t l = 0; l < 2; l++) {
+		for (size_t i = 0; i < lists[l]->n; i++) {
+			json_t *v = json_object_get(json_object_get(root, "listen"), names[l]);
+
+			if (!lists[l]->v[i].proxy_protocol)
+				continue;
+			jf_path_key(p, "listen");
+			jf_path_key(p, names[l]);
+			if (json_is_array(v))
+				jf_path_index(p, i);
+			jf_path_key(p, "proxy_protocol");
+			return jf_fail(err, 400, p,
+				       "PROXY headers are taken only from trusted_proxies, which is empty: every connection would be closed");
+		}
+	}
+	return 0;
+}
+
 int cfg_static_from_json(json_t *root, struct cfg_static *out, struct cfg_err *err)
 {
 	const char *keys[STATIC_N_SECTIONS + 1];
@@ -719,6 +782,8 @@ int cfg_static_from_json(json_t *root, struct cfg_static *out, struct cfg_err *e
 			goto fail;
 		jf_path_pop(&p, mark);
 	}
+	if (static_proxy_trust(root, out, &p, err) < 0)
+		goto fail;
 	tenants_file_set = json_is_string(json_object_get(root, "tenants_file"));
 	if (!tenants_file_set && static_tenants_file_default(out) < 0) {
 		static_oom(err, &p);

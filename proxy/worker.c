@@ -13,6 +13,7 @@
 #include "proxy/edge.h"
 #include "proxy/http/h1_front.h"
 #include "proxy/log/access_log.h"
+#include "proxy/net/proxy_accept.h"
 #include "proxy/tls/tls_conn.h"
 #include "proxy/upstream/pool.h"
 #include "proxy/upstream/resolver.h"
@@ -25,6 +26,7 @@
 struct worker_listener {
 	struct worker *w;
 	enum listener_kind kind;
+	bool proxy_protocol; /* a PROXY header comes first (proxy_accept.h) */
 	struct evconnlistener *l;
 };
 
@@ -35,7 +37,9 @@ static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 	(void)l;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (wl->kind == LISTENER_HTTPS)
+	if (wl->proxy_protocol)
+		proxy_accept_start(wl->w, fd, sa, (socklen_t)len, wl->kind);
+	else if (wl->kind == LISTENER_HTTPS)
 		tls_conn_accept(wl->w, fd, sa, (socklen_t)len);
 	else
 		h1_conn_new(wl->w, fd, NULL, NULL, sa, (socklen_t)len, LISTENER_HTTP);
@@ -47,6 +51,20 @@ static void worker_accept_error(struct evconnlistener *l, void *arg)
 	(void)arg;
 	/* EMFILE and friends: log and keep listening; libevent retries. */
 	log_warn("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/* worker_listener_proxy: the proxy_protocol of listener i, which is listen.http's
+ * address i or listen.https's address i - listen_http.n (worker_start). */
+static int worker_listener_proxy(const struct cfg_static *cfg, size_t i, enum listener_kind kind,
+				 bool *on)
+{
+	bool http = i < cfg->listen_http.n;
+	const struct cfg_addr_list *l = http ? &cfg->listen_http : &cfg->listen_https;
+	size_t k = http ? i : i - cfg->listen_http.n;
+	if (k >= l->n || kind != (http ? LISTENER_HTTP : LISTENER_HTTPS))
+		return -1;
+	*on = l->v[k].proxy_protocol;
+	return 0;
 }
 
 static void *worker_main(void *arg)
@@ -85,6 +103,10 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 		struct worker_listener *wl = &w->listeners[i];
 		wl->w = w;
 		wl->kind = kinds[i];
+		if (worker_listener_proxy(w->cfg, i, kinds[i], &wl->proxy_protocol) < 0) {
+			log_err("worker %u: listener %zu does not match the config", w->id, i);
+			return -1;
+		}
 		wl->l = evconnlistener_new(w->base, worker_accept, wl, LEV_OPT_CLOSE_ON_FREE, 0,
 					   fds[i]);
 		if (!wl->l)
@@ -186,6 +208,7 @@ static void worker_on_drain(void *arg)
 		evconnlistener_free(w->listeners[i].l);
 		w->listeners[i].l = NULL;
 	}
+	proxy_accept_drain(w);
 	tls_conn_drain(w);
 	struct h1_conn *c = w->conns;
 	while (c) {
@@ -226,6 +249,7 @@ void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
 	/* Anything still open after a forced stop is closed with the base. */
+	proxy_accept_drain(w);
 	while (w->handshakes)
 		tls_conn_drain(w);
 	for (size_t i = 0; i < w->n_listeners; i++)

@@ -24,6 +24,7 @@ struct access_log;
 struct access_log_buf;
 struct tls_conn;
 struct h1_conn;
+struct proxy_accept;
 
 enum listener_kind { LISTENER_HTTP, LISTENER_HTTPS };
 
@@ -49,12 +50,15 @@ struct worker {
 
 	struct h1_conn *conns;          /* every client connection, for draining */
 	struct tls_conn *handshakes;    /* connections still in their TLS handshake */
+	struct proxy_accept *pp_waiting; /* connections still awaiting their PROXY header */
 	_Atomic unsigned long n_conns;  /* read by the main thread for status */
 	bool draining;
 };
 
 /* worker_start: create the loop and listeners (fds pre-bound by the edge,
- * ownership taken) and start the thread. */
+ * ownership taken) and start the thread. fds and kinds follow the config:
+ * listen.http's addresses, then listen.https's (each one's proxy_protocol
+ * is read from w->cfg by that position). */
 int worker_start(struct worker *w, const int *fds, const enum listener_kind *kinds, size_t n);
 
 /* Messages from the main thread (run on the worker through its mailbox). */

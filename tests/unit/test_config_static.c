@@ -185,6 +185,55 @@ static void test_variants(void)
 	cfg_static_clear(&c);
 }
 
+/* test_listen_objects: {"address", "proxy_protocol"} alone or in a list,
+ * mixed with strings, and the field each mistake names. */
+static void test_listen_objects(void)
+{
+	struct cfg_static c;
+	struct cfg_err err = {0};
+
+	CHECK(load_text("{\"listen\": {\"http\": {\"address\": \"127.0.0.1:8080\", \"proxy_protocol\": true},"
+			" \"https\": [\"0.0.0.0:443\", {\"address\": \"[::]:8443\", \"proxy_protocol\": true},"
+			"   {\"address\": \"10.0.0.1:9443\"}, {\"address\": \"10.0.0.2:9443\", \"proxy_protocol\": false}]},"
+			" \"trusted_proxies\": [\"10.0.0.0/8\"]}", &c, &err) == 0);
+	CHECK_STR(err.message, "");
+	CHECK(c.listen_http.n == 1 && c.listen_http.v[0].port == 8080);
+	CHECK_STR(c.listen_http.v[0].host, "127.0.0.1");
+	CHECK(c.listen_http.v[0].proxy_protocol);
+	CHECK(c.listen_https.n == 4);
+	if (c.listen_https.n == 4) {
+		CHECK(!c.listen_https.v[0].proxy_protocol && c.listen_https.v[0].port == 443);
+		CHECK(c.listen_https.v[1].proxy_protocol && c.listen_https.v[1].port == 8443);
+		CHECK_STR(c.listen_https.v[1].host, "::");
+		CHECK(!c.listen_https.v[2].proxy_protocol);
+		CHECK_STR(c.listen_https.v[2].host, "10.0.0.1");
+		CHECK(!c.listen_https.v[3].proxy_protocol);
+	}
+	cfg_static_clear(&c);
+
+	/* Strings never take PROXY headers. */
+	CHECK(load_text("{\"listen\": {\"http\": \"0.0.0.0:80\"}}", &c, &err) == 0);
+	CHECK(!c.listen_http.v[0].proxy_protocol && !c.listen_https.v[0].proxy_protocol);
+	cfg_static_clear(&c);
+
+	BAD("{\"listen\": {\"https\": [\"0.0.0.0:443\", {\"address\": \"0.0.0.0:8443\", \"proxy_protocol\": \"yes\"}]},"
+	    " \"trusted_proxies\": [\"10.0.0.0/8\"]}", "listen.https[1].proxy_protocol", "true or false");
+	BAD("{\"listen\": {\"http\": {\"address\": \"0.0.0.0:80\", \"proxy_protocol\": 1}}}",
+	    "listen.http.proxy_protocol", "true or false");
+	BAD("{\"listen\": {\"https\": [{\"proxy_protocol\": true}]}}", "listen.https[0].address", "required");
+	BAD("{\"listen\": {\"https\": {\"address\": \"0.0.0.0\"}}}", "listen.https.address", "HOST:PORT");
+	BAD("{\"listen\": {\"https\": {\"address\": 443}}}", "listen.https.address", "expected a string");
+	BAD("{\"listen\": {\"https\": [{\"address\": \"0.0.0.0:443\", \"proxy\": true}]}}",
+	    "listen.https[0].proxy", "unknown key");
+	BAD("{\"listen\": {\"https\": [\"0.0.0.0:443\", [\"0.0.0.0:8443\"]]}}", "listen.https[1]",
+	    "expected a string");
+	/* PROXY headers with nobody trusted to send them: every connection would close. */
+	BAD("{\"listen\": {\"https\": [\"0.0.0.0:443\", {\"address\": \"0.0.0.0:8443\", \"proxy_protocol\": true}]}}",
+	    "listen.https[1].proxy_protocol", "trusted_proxies");
+	BAD("{\"listen\": {\"http\": {\"address\": \"0.0.0.0:80\", \"proxy_protocol\": true}},"
+	    " \"trusted_proxies\": []}", "listen.http.proxy_protocol", "trusted_proxies");
+}
+
 static void test_durations(void)
 {
 	static const struct {
@@ -295,7 +344,7 @@ static void test_bad(void)
 
 	BAD("{\"listne\": {}}", "listne", "unknown key");
 	BAD("{\"timeouts\": {\"client_hedaer\": \"5s\"}}", "timeouts.client_hedaer", "unknown key");
-	BAD("{\"listen\": {\"https\": 443}}", "listen.https", "expected a string or a list of strings");
+	BAD("{\"listen\": {\"https\": 443}}", "listen.https", "or a list of them");
 	BAD("{\"listen\": {\"http\": [\"0.0.0.0:80\", 8080]}}", "listen.http[1]", "expected a string");
 	BAD("{\"listen\": {\"http\": \"0.0.0.0:99999\"}}", "listen.http", "HOST:PORT");
 	BAD("{\"listen\": {\"https\": [\"[::]:443\", \"::1:443\"]}}", "listen.https[1]", "HOST:PORT");
@@ -471,6 +520,7 @@ int main(void)
 	test_defaults();
 	test_every_key();
 	test_variants();
+	test_listen_objects();
 	test_durations();
 	test_sizes();
 	test_addrs();
