@@ -86,11 +86,28 @@ static bool limit_cfg_equal(const struct cfg_rate_limit *a, const struct cfg_rat
 			   a->max_clients == b->max_clients && a->ipv6_prefix == b->ipv6_prefix);
 }
 
-/* limits_same: whether t's limits are exactly those l was built for. */
+static bool limits_route_any(const struct limit_rule *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].cfg.set)
+			return true;
+	return false;
+}
+
+/* limits_same: whether t's limits are exactly those l was built for. Routes
+ * added or removed do not count when no route has a limit of its own (a
+ * host added to a tenant keeps its bucket); route limits are matched by
+ * position, so moving a limited route gives the tenant fresh buckets. */
 static bool limits_same(const struct tenant_limits *l, const struct cfg_tenant *t)
 {
-	if (l->max_inflight != t->max_inflight || l->n_routes != t->n_routes ||
-	    !limit_cfg_equal(&l->tenant.cfg, &t->rate_limit))
+	if (l->max_inflight != t->max_inflight || !limit_cfg_equal(&l->tenant.cfg, &t->rate_limit))
+		return false;
+	bool t_routes = false;
+	for (size_t i = 0; i < t->n_routes; i++)
+		t_routes |= t->routes[i].rate_limit.set;
+	if (!t_routes && !limits_route_any(l->routes, l->n_routes))
+		return true;
+	if (l->n_routes != t->n_routes)
 		return false;
 	for (size_t i = 0; i < t->n_routes; i++)
 		if (!limit_cfg_equal(&l->routes[i].cfg, &t->routes[i].rate_limit))
@@ -158,7 +175,9 @@ int limits_attach(struct route_snapshot *snap, const struct route_snapshot *old)
 static struct limit_rule *limits_rule(struct tenant_limits *l, const struct cfg_tenant *t,
 				      const struct cfg_route *route)
 {
-	if (route && route >= t->routes && route < t->routes + t->n_routes) {
+	/* l may be shared with a version of t with other routes (none limited). */
+	if (route && route >= t->routes && route < t->routes + t->n_routes &&
+	    (size_t)(route - t->routes) < l->n_routes) {
 		struct limit_rule *r = &l->routes[route - t->routes];
 		if (r->cfg.set)
 			return r;
@@ -216,11 +235,18 @@ bool limits_admit(const struct cfg_tenant *t, const struct cfg_route *route,
 		atomic_fetch_sub_explicit(&l->inflight, 1, memory_order_acq_rel);
 		*held = false;
 	}
-	uint64_t w = limits_ceil_s(r->params.period_ns);
+	/* The draft's window is whole seconds: a period that is not is told as
+	 * the quota over the nearest whole-second window (50 per 500 ms: q=100;w=1). */
+	uint64_t w = (r->cfg.period_ms + 500) / 1000;
+	w = w ? w : 1;
+	uint64_t q = r->cfg.period_ms == w * 1000
+			     ? r->cfg.average
+			     : (uint64_t)((double)r->cfg.average * (double)(w * 1000) /
+					  (double)r->cfg.period_ms);
 	*a = (struct limit_answer){
 		.retry_after_s = gcra_retry_after_s(&v),
-		.quota = r->cfg.average,
-		.window_s = w ? w : 1,
+		.quota = q ? q : 1,
+		.window_s = w,
 		.remaining = v.remaining,
 		.reset_s = limits_ceil_s(v.reset_ns),
 		.policy = r == &l->tenant ? (r->clients ? "client" : "tenant") : "route",
