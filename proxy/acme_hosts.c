@@ -559,8 +559,11 @@ static bool ah_acme_exact(const struct acme_hosts *ah, const struct route_snapsh
 	       snapshot_cert_name(snap, host, len, name, sizeof name) == SNAPSHOT_CLAIM_EXACT;
 }
 
-void acme_hosts_routes(struct acme_hosts *ah, const struct route_snapshot *old,
-		       const struct route_snapshot *snap)
+/* ah_each_host: fn for every name a Host() rule of a tls "acme" tenant of
+ * snap spells out (the names portier may order certificates for); stops
+ * when fn returns false. */
+static void ah_each_host(struct acme_hosts *ah, const struct route_snapshot *snap,
+			 bool (*fn)(struct acme_hosts *ah, const char *host, void *arg), void *arg)
 {
 	const struct cfg_tenants *ts = snapshot_tenants(snap);
 	for (size_t i = 0; i < ts->n; i++) {
@@ -574,11 +577,24 @@ void acme_hosts_routes(struct acme_hosts *ah, const struct route_snapshot *old,
 			if (rule_hosts(t->routes[r].rule, &hosts, &n, err, sizeof err) < 0)
 				continue;
 			for (size_t k = 0; k < n; k++)
-				if (hosts[k].kind == RULE_HOST_EXACT && !ah_find(ah, hosts[k].value) &&
-				    !ah_acme_exact(ah, old, hosts[k].value))
-					acme_hosts_request(ah, NULL, hosts[k].value);
+				if (hosts[k].kind == RULE_HOST_EXACT && !fn(ah, hosts[k].value, arg))
+					return;
 		}
 	}
+}
+
+static bool ah_route_added(struct acme_hosts *ah, const char *host, void *arg)
+{
+	const struct route_snapshot *old = arg;
+	if (!ah_find(ah, host) && !ah_acme_exact(ah, old, host))
+		acme_hosts_request(ah, NULL, host);
+	return true;
+}
+
+void acme_hosts_routes(struct acme_hosts *ah, const struct route_snapshot *old,
+		       const struct route_snapshot *snap)
+{
+	ah_each_host(ah, snap, ah_route_added, (void *)old);
 }
 
 static const char *ah_state_name(const struct acme_host *h)
@@ -671,38 +687,28 @@ static void ah_on_sweep(evutil_socket_t fd, short what, void *arg)
 	ah_sweep_free(ah);
 }
 
+/* ah_sweep_add: remember host for the sweep; false when out of memory. */
+static bool ah_sweep_add(struct acme_hosts *ah, const char *host, void *arg)
+{
+	size_t *cap = arg;
+	if (ah->n_sweep == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		char **v = realloc(ah->sweep, ncap * sizeof *v);
+		if (!v)
+			return false;
+		ah->sweep = v;
+		*cap = ncap;
+	}
+	if ((ah->sweep[ah->n_sweep] = strdup(host)))
+		ah->n_sweep++;
+	return true;
+}
+
 void acme_hosts_sweep(struct acme_hosts *ah, const struct route_snapshot *snap)
 {
 	ah_sweep_free(ah);
-	const struct cfg_tenants *ts = snapshot_tenants(snap);
 	size_t cap = 0;
-	for (size_t i = 0; i < ts->n; i++) {
-		const struct cfg_tenant *t = &ts->v[i];
-		if (cfg_tenant_tls(t, ah->cfg) != CFG_TLS_ACME)
-			continue;
-		for (size_t r = 0; r < t->n_routes; r++) {
-			const struct rule_host *hosts;
-			size_t n;
-			char err[128];
-			if (rule_hosts(t->routes[r].rule, &hosts, &n, err, sizeof err) < 0)
-				continue;
-			for (size_t k = 0; k < n; k++) {
-				if (hosts[k].kind != RULE_HOST_EXACT)
-					continue;
-				if (ah->n_sweep == cap) {
-					size_t ncap = cap ? cap * 2 : 64;
-					char **v = realloc(ah->sweep, ncap * sizeof *v);
-					if (!v)
-						goto start;
-					ah->sweep = v;
-					cap = ncap;
-				}
-				if ((ah->sweep[ah->n_sweep] = strdup(hosts[k].value)))
-					ah->n_sweep++;
-			}
-		}
-	}
-start:
+	ah_each_host(ah, snap, ah_sweep_add, &cap);
 	if (ah->n_sweep && ah->sweep_timer) {
 		struct timeval now = {0, 0};
 		evtimer_add(ah->sweep_timer, &now);
