@@ -2,6 +2,7 @@
  * main.c - the portier command: run the edge, or check a configuration.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,11 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	bool check = false;
 	int opt;
+	/* A fixed trim threshold: glibc's dynamic one, moved by the large blocks
+	 * of start-up (creating the internal CA), then trims the heap after
+	 * requests: 37,000 page faults in 3 s and ~1.8x CPU per request, measured
+	 * by bench/ratelimit; 4 MiB kept free per arena is cheap beside that. */
+	mallopt(M_TRIM_THRESHOLD, 4 << 20);
 	while ((opt = getopt_long(argc, argv, "c:hvV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
