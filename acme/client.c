@@ -27,6 +27,7 @@ struct acme_ari {
 	struct acme_client *cl;
 	struct acme_http_req *req;
 	bool waiting_boot;
+	unsigned boot_mark;
 	char id[ARI_ID_SIZE];
 	char host[];
 };
@@ -167,6 +168,12 @@ static void acme_call_fail(struct acme_call *c, const char *error)
 static void acme_call_post(struct acme_call *c, char *nonce)
 {
 	struct acme_client *cl = c->cl;
+	if (!c->use_jwk && !cl->kid) {
+		/* Another order found the account gone; this one restarts too. */
+		free(nonce);
+		acme_call_fail(c, "the account is being registered again");
+		return;
+	}
 	char *body = jws_sign(cl->key, nonce, c->url, c->use_jwk ? NULL : cl->kid, c->payload);
 	free(nonce);
 	if (!body) {
@@ -246,7 +253,7 @@ static void acme_ari_end(struct acme_ari *a, int64_t start, int64_t end, long re
 {
 	struct acme_client *cl = a->cl;
 	acme_ari_unlink(a);
-	cl->ops.ari_done(cl->arg, a->host, start, end, retry_after_s, err);
+	cl->ops.ari_done(cl->arg, a->host, a->id, start, end, retry_after_s, err);
 	free(a);
 }
 
@@ -309,30 +316,53 @@ int acme_client_renewal_info(struct acme_client *cl, const char *host, const cha
 	return 0;
 }
 
-static void acme_boot_done(struct acme_client *cl, const char *err)
+/* acme_boot_report: tell everyone that waited for this bootstrap. Their
+ * callbacks may start, end or free anything (a failed order starts a queued
+ * one, which starts the next bootstrap), so each round looks again for one
+ * of those marked at the start, instead of walking a list that may change. */
+static void acme_boot_report(struct acme_client *cl, const char *err)
 {
 	cl->boot = err ? ACME_BOOT_NONE : ACME_BOOT_READY;
-	for (struct acme_ari *a = cl->aris, *next; a; a = next) {
-		next = a->next;
-		if (!a->waiting_boot)
-			continue;
+	unsigned seq = ++cl->boot_seq ? cl->boot_seq : ++cl->boot_seq;
+	for (struct acme_ari *a = cl->aris; a; a = a->next)
+		a->boot_mark = a->waiting_boot ? seq : 0;
+	acme_orders_mark_waiting(cl, seq);
+	for (;;) {
+		struct acme_ari *a = cl->aris;
+		while (a && !(a->waiting_boot && a->boot_mark == seq))
+			a = a->next;
+		if (!a)
+			break;
+		a->boot_mark = 0;
 		if (err)
 			acme_ari_end(a, 0, 0, -1, err);
 		else
 			acme_ari_send(a);
 	}
-	/* An order may end (and be freed) in its callback: walk a snapshot. */
-	size_t n = 0;
-	for (struct acme_order *o = cl->orders; o; o = acme_order_next(o))
-		n++;
-	struct acme_order **todo = calloc(n ? n : 1, sizeof *todo);
-	size_t k = 0;
-	for (struct acme_order *o = cl->orders; todo && o; o = acme_order_next(o))
-		if (acme_order_waiting_boot(o))
-			todo[k++] = o;
-	for (size_t i = 0; i < k; i++)
-		acme_order_booted(todo[i], err);
-	free(todo);
+	struct acme_order *o;
+	while ((o = acme_orders_take_marked(cl, seq)))
+		acme_order_booted(o, err);
+}
+
+static void acme_boot_on_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct acme_client *cl = arg;
+	acme_boot_report(cl, cl->boot_err[0] ? cl->boot_err : NULL);
+}
+
+/* acme_boot_done: the bootstrap ended (err NULL: ready). Reported from the
+ * loop, never from inside the call that started it: an order or question
+ * waiting on it may be in the middle of being started. */
+static void acme_boot_done(struct acme_client *cl, const char *err)
+{
+	snprintf(cl->boot_err, sizeof cl->boot_err, "%s", err ? err : "");
+	struct timeval now = {0, 0};
+	if (cl->boot_timer)
+		evtimer_add(cl->boot_timer, &now);
+	else
+		acme_boot_report(cl, err); /* no timer (out of memory at start): at once */
 }
 
 static void acme_account_save(struct acme_client *cl)
@@ -575,6 +605,11 @@ struct acme_client *acme_client_new(struct event_base *base, struct acme_http *h
 		goto fail;
 	}
 	acme_account_load(cl);
+	cl->boot_timer = evtimer_new(base, acme_boot_on_later, cl);
+	if (!cl->boot_timer) {
+		snprintf(errbuf, errlen, "acme: out of memory");
+		goto fail;
+	}
 	return cl;
 fail:
 	acme_client_free(cl);
@@ -595,6 +630,8 @@ void acme_client_free(struct acme_client *cl)
 	}
 	acme_http_cancel(cl->boot_req);
 	acme_call_cancel(cl->boot_call);
+	if (cl->boot_timer)
+		event_free(cl->boot_timer);
 	for (unsigned i = 0; i < cl->n_nonces; i++)
 		free(cl->nonces[i]);
 	free(cl->directory_url);

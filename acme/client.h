@@ -38,9 +38,10 @@ struct acme_client_ops {
 	void (*order_done)(void *arg, const char *host, struct cert *c, const char *err,
 			   long retry_after_s);
 	/* ari_done: the CA's suggested renewal window for host's certificate
-	 * (epoch seconds) and when to ask again (-1: no Retry-After), or err. */
-	void (*ari_done)(void *arg, const char *host, int64_t start, int64_t end,
-			 long retry_after_s, const char *err);
+	 * cert_id (epoch seconds) and when to ask again (-1: no Retry-After),
+	 * or err. */
+	void (*ari_done)(void *arg, const char *host, const char *cert_id, int64_t start,
+			 int64_t end, long retry_after_s, const char *err);
 };
 
 struct acme_client;

@@ -41,6 +41,9 @@ struct acme_client {
 	enum acme_boot boot;
 	struct acme_http_req *boot_req;
 	struct acme_call *boot_call;
+	struct event *boot_timer; /* reports the bootstrap's end from the loop */
+	char boot_err[512];
+	unsigned boot_seq;
 	char *nonces[ACME_NONCES];
 	unsigned n_nonces;
 	struct acme_order *orders;
@@ -68,9 +71,11 @@ void acme_account_forget(struct acme_client *cl);
 
 /* order.c */
 void acme_order_booted(struct acme_order *o, const char *err);
+/* acme_orders_mark_waiting: mark every order waiting for the bootstrap;
+ * acme_orders_take_marked: one of them, unmarked, or NULL when none is left. */
+void acme_orders_mark_waiting(struct acme_client *cl, unsigned seq);
+struct acme_order *acme_orders_take_marked(struct acme_client *cl, unsigned seq);
 void acme_order_free(struct acme_order *o, bool notify);
-bool acme_order_waiting_boot(const struct acme_order *o);
-struct acme_order *acme_order_next(const struct acme_order *o);
 
 /* acme_json_body: the response body as a JSON object, or NULL. */
 json_t *acme_json_body(const struct acme_http_resp *r);

@@ -45,6 +45,7 @@ struct acme_order {
 	struct acme_client *cl;
 	enum order_step step;
 	bool reregistered;        /* the CA forgot the account once already */
+	unsigned boot_mark;       /* waits for the bootstrap numbered so */
 	struct acme_call *call;
 	struct event *poll, *deadline;
 	int poll_ms;
@@ -73,14 +74,20 @@ __attribute__((format(printf, 3, 4))) static void order_msg(char *out, size_t ou
 	va_end(ap);
 }
 
-struct acme_order *acme_order_next(const struct acme_order *o)
+void acme_orders_mark_waiting(struct acme_client *cl, unsigned seq)
 {
-	return o->next;
+	for (struct acme_order *o = cl->orders; o; o = o->next)
+		o->boot_mark = o->step == ORDER_BOOT ? seq : 0;
 }
 
-bool acme_order_waiting_boot(const struct acme_order *o)
+struct acme_order *acme_orders_take_marked(struct acme_client *cl, unsigned seq)
 {
-	return o->step == ORDER_BOOT;
+	for (struct acme_order *o = cl->orders; o; o = o->next)
+		if (o->step == ORDER_BOOT && o->boot_mark == seq) {
+			o->boot_mark = 0;
+			return o;
+		}
+	return NULL;
 }
 
 static void order_unpublish(struct acme_order *o)
@@ -162,6 +169,7 @@ static bool order_answer_ok(struct acme_order *o, const char *what,
 		/* The CA lost the account (a test CA restarted, or it was
 		 * deactivated): register again, then start the order over. */
 		o->reregistered = true;
+		order_unpublish(o);
 		acme_account_forget(o->cl);
 		o->step = ORDER_BOOT;
 		acme_boot_start(o->cl);
@@ -453,6 +461,14 @@ static void order_on_new(struct acme_client *cl, const struct acme_http_resp *r,
 {
 	(void)cl;
 	struct acme_order *o = arg;
+	if (p && o->replaces[0] && p->kind != PROBLEM_ACCOUNT_MISSING) {
+		/* "replaces" refused (alreadyReplaced, another account or CA): the
+		 * renewal goes on as a plain order rather than failing for ever. */
+		o->call = NULL;
+		o->replaces[0] = '\0';
+		order_new(o);
+		return;
+	}
 	if (!order_answer_ok(o, "new order", r, p))
 		return;
 	json_t *doc = acme_json_body(r);

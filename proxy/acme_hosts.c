@@ -373,13 +373,13 @@ static int64_t ah_ari_first_stored(void)
 	       (int64_t)(ah_random() % (ACME_HOSTS_ARI_FIRST_MAX_S - ACME_HOSTS_ARI_FIRST_MIN_S));
 }
 
-static void ah_ari_done(void *arg, const char *host, int64_t start, int64_t end,
-			long retry_after_s, const char *err)
+static void ah_ari_done(void *arg, const char *host, const char *cert_id, int64_t start,
+			int64_t end, long retry_after_s, const char *err)
 {
 	struct acme_hosts *ah = arg;
 	struct acme_host *h = ah_find(ah, host);
-	if (!h)
-		return;
+	if (!h || !h->ari_id || strcmp(h->ari_id, cert_id) != 0)
+		return; /* about a certificate since replaced */
 	int64_t next = retry_after_s > 0 ? retry_after_s : ACME_HOSTS_ARI_POLL_S;
 	next = next < ACME_HOSTS_ARI_POLL_MIN_S	  ? ACME_HOSTS_ARI_POLL_MIN_S
 	       : next > ACME_HOSTS_ARI_POLL_MAX_S ? ACME_HOSTS_ARI_POLL_MAX_S
@@ -392,6 +392,8 @@ static void ah_ari_done(void *arg, const char *host, int64_t start, int64_t end,
 	ah_ari_at(h, next);
 	int64_t at = ari_pick(start, end, ah_random());
 	int64_t now = clock_wall_ms() / 1000;
+	if (h->next_attempt_wall > at && clock_mono_ms() < h->next_attempt_ms)
+		at = h->next_attempt_wall; /* a failed renewal's backoff still holds */
 	if (at >= h->renew_at || h->in_order || h->queued)
 		return;
 	char when[32];
@@ -451,8 +453,10 @@ static void ah_order_done(void *arg, const char *host, struct cert *c, const cha
 		log_warn("acme: order for %s failed (%u in a row, next attempt in %lld s): %s", host,
 			 h->failures, (long long)((h->next_attempt_ms - now) / 1000), err);
 		/* Try again in the background when the backoff ends (the timer
-		 * drops the host if no tenant routes it by then). */
+		 * drops the host if no tenant routes it by then); the certificate
+		 * still served keeps being asked about. */
 		ah_timer_at(h, (h->next_attempt_ms - now + 999) / 1000);
+		ah_ari_at(h, ACME_HOSTS_ARI_POLL_S);
 		ah_answer_all(h, false, err);
 	}
 	ah_kick(ah);
@@ -500,7 +504,10 @@ static bool ah_from_store(struct acme_hosts *ah, struct acme_host *h)
 	if (!c)
 		return false;
 	ah->ops.publish(ah->arg, c);
-	if (!h->in_order && !h->queued)
+	/* The same certificate again (evicted from the index, or first served
+	 * after the sweep read its metadata) keeps its renewal time, ARI
+	 * schedule and backoff. */
+	if (!h->in_order && !h->queued && (c->not_after != h->not_after || !h->ari_id))
 		ah_took_cert(h, c, ah_ari_first_stored());
 	cert_release(c);
 	return true;

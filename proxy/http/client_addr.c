@@ -63,6 +63,11 @@ static void client_addr_split(const char *v, size_t len, bool forwarded, struct 
 				sl -= 2;
 			}
 		}
+		if (forwarded && !s) {
+			/* An element without for=: an unknown hop, where the walk stops. */
+			s = v;
+			sl = 0;
+		}
 		if (s) {
 			client_addr_trim(&s, &sl);
 			if (*n == CLIENT_ADDR_HOPS) {

@@ -36,6 +36,7 @@ struct tls_conn {
 	char cert_host[256];    /* certificate looked up (sni or the default) */
 	enum cfg_tls_mode mode;
 	bool parked, cert_failed;
+	bool waking; /* its certificate answer came; stepped next */
 	bool deadline_extended; /* once, for an ACME order (tls_conn_wait_order) */
 	bool acme_challenge;    /* serving a tls-alpn-01 certificate: no front after */
 };
@@ -330,12 +331,19 @@ int tls_conn_client_hello(SSL *ssl, int *alert, void *arg)
 
 void tls_conn_cert_result(struct worker *w, const char *host, int ok)
 {
-	struct tls_conn *t = w->handshakes;
-	while (t) {
-		struct tls_conn *next = t->next;
+	/* Unpark all first: one that parks again when stepped (its certificate
+	 * still missing) must ask again, not wait behind the others' old request. */
+	for (struct tls_conn *t = w->handshakes; t; t = t->next)
 		if (t->parked && strcmp(t->cert_host, host) == 0) {
 			t->parked = false;
+			t->waking = true;
 			t->cert_failed = !ok;
+		}
+	struct tls_conn *t = w->handshakes;
+	while (t) {
+		struct tls_conn *next = t->next; /* stepping frees at most t itself */
+		if (t->waking) {
+			t->waking = false;
 			tls_conn_step(t);
 		}
 		t = next;
