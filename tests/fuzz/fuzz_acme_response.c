@@ -1,13 +1,15 @@
 /*
  * fuzz_acme_response.c - libFuzzer harness for what portier parses of a CA's
  * answers: problem documents (their text reaches logs and terminals, so it
- * must come out bounded, NUL-terminated and free of control characters) and
- * the PEM certificate chain of a download (leaf first, then the chain).
+ * must come out bounded, NUL-terminated and free of control characters),
+ * the PEM certificate chain of a download (leaf first, then the chain), and
+ * renewalInfo windows (RFC 9773: start never after end).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "acme/ari.h"
 #include "acme/pem.h"
 #include "acme/problem.h"
 
@@ -34,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(p.nsub <= PROBLEM_SUB_MAX && p.nsub <= p.nsub_total);
 	for (unsigned i = 0; i < p.nsub; i++)
 		fuzz_check_text(p.sub[i].message, sizeof p.sub[i].message);
+
+	int64_t start, end;
+	if (ari_parse_window((const char *)data, size, &start, &end) == 0)
+		FUZZ_ASSERT(start <= end && ari_pick(start, end, 12345) >= start &&
+			    ari_pick(start, end, 12345) <= end);
 
 	X509 *leaf = NULL;
 	STACK_OF(X509) *chain = NULL;
