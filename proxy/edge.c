@@ -688,6 +688,12 @@ static int edge_start_workers(struct edge *e)
 	size_t per = 0;
 	e->workers = calloc(e->n_workers, sizeof *e->workers);
 	int rc = e->workers ? edge_bind_all(e, &fds, &kinds, &per) : -1;
+	if (rc < 0) {
+		/* No worker runs: nothing to drain or join (their mailboxes do not
+		 * exist); the sockets bound so far close with the process. */
+		e->n_workers = 0;
+		log_err("no listener could be set up; exiting");
+	}
 	for (unsigned i = 0; rc == 0 && i < e->n_workers; i++) {
 		struct worker *w = &e->workers[i];
 		w->id = i;

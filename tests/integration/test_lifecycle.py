@@ -5,6 +5,7 @@ reloads the tenants file, and a broken file leaves the running table alone.
 import re
 import signal
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -146,3 +147,24 @@ def test_sigint_exits_zero(portier_factory):
     p = portier_factory({})
     p.signal(signal.SIGINT)
     assert p.wait_exit(15) == 0, p.stderr_text()
+
+
+def test_listener_in_use_exits_one_without_crashing(portier_factory):
+    """A listen address another socket holds (without SO_REUSEPORT): portier
+    says which listener failed and exits 1, rather than crashing while it
+    stops workers that never started."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        p = portier_factory({}, start=False,
+                            listen={"http": f"127.0.0.1:{port}", "https": "127.0.0.1:0"})
+        p.write()
+        r = subprocess.run([p.binary, "-c", str(p.config_file)], capture_output=True, text=True,
+                           timeout=30, cwd=p.dir)
+        assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+        assert f"127.0.0.1:{port}" in r.stderr or "listen http" in r.stderr, r.stderr[-2000:]
+        assert "AddressSanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+    finally:
+        holder.close()
