@@ -26,8 +26,6 @@ struct acme_ari {
 	struct acme_ari *next;
 	struct acme_client *cl;
 	struct acme_http_req *req;
-	bool waiting_boot;
-	unsigned boot_mark;
 	char id[ARI_ID_SIZE];
 	char host[];
 };
@@ -278,7 +276,6 @@ static void acme_ari_on_response(const struct acme_http_resp *r, void *arg)
 static void acme_ari_send(struct acme_ari *a)
 {
 	struct acme_client *cl = a->cl;
-	a->waiting_boot = false;
 	if (!cl->renewal_info) {
 		acme_ari_end(a, 0, 0, -1, "the CA offers no renewalInfo");
 		return;
@@ -291,6 +288,21 @@ static void acme_ari_send(struct acme_ari *a)
 						 : NULL;
 	if (!a->req)
 		acme_ari_end(a, 0, 0, -1, "renewalInfo: cannot send the request");
+}
+
+static int acme_dir_take(struct acme_client *cl, const struct acme_http_resp *r, char *err,
+			 size_t errlen);
+
+static void acme_ari_on_directory(const struct acme_http_resp *r, void *arg)
+{
+	struct acme_ari *a = arg;
+	a->req = NULL;
+	char err[512];
+	if (!a->cl->new_order && acme_dir_take(a->cl, r, err, sizeof err) < 0) {
+		acme_ari_end(a, 0, 0, r->retry_after_s, err);
+		return;
+	}
+	acme_ari_send(a);
 }
 
 int acme_client_renewal_info(struct acme_client *cl, const char *host, const char *cert_id,
@@ -307,12 +319,19 @@ int acme_client_renewal_info(struct acme_client *cl, const char *host, const cha
 	memcpy(a->id, cert_id, strlen(cert_id) + 1);
 	a->next = cl->aris;
 	cl->aris = a;
-	if (cl->boot == ACME_BOOT_READY) {
+	if (cl->new_order) {
 		acme_ari_send(a);
 		return 0;
 	}
-	a->waiting_boot = true;
-	acme_boot_start(cl);
+	/* renewalInfo is unauthenticated: the directory is all it needs (no
+	 * account registered just to ask, none lost to an EAB problem). */
+	a->req = acme_http_get(cl->http, cl->directory_url, acme_ari_on_directory, a);
+	if (!a->req) {
+		acme_ari_unlink(a);
+		free(a);
+		snprintf(errbuf, errlen, "renewalInfo: out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -324,21 +343,7 @@ static void acme_boot_report(struct acme_client *cl, const char *err)
 {
 	cl->boot = err ? ACME_BOOT_NONE : ACME_BOOT_READY;
 	unsigned seq = ++cl->boot_seq ? cl->boot_seq : ++cl->boot_seq;
-	for (struct acme_ari *a = cl->aris; a; a = a->next)
-		a->boot_mark = a->waiting_boot ? seq : 0;
 	acme_orders_mark_waiting(cl, seq);
-	for (;;) {
-		struct acme_ari *a = cl->aris;
-		while (a && !(a->waiting_boot && a->boot_mark == seq))
-			a = a->next;
-		if (!a)
-			break;
-		a->boot_mark = 0;
-		if (err)
-			acme_ari_end(a, 0, 0, -1, err);
-		else
-			acme_ari_send(a);
-	}
 	struct acme_order *o;
 	while ((o = acme_orders_take_marked(cl, seq)))
 		acme_order_booted(o, err);
@@ -471,20 +476,28 @@ static char *acme_dir_url(const json_t *dir, const char *key)
 	return strdup(s);
 }
 
-static void acme_boot_on_directory(const struct acme_http_resp *r, void *arg)
+static void acme_dir_forget(struct acme_client *cl)
 {
-	struct acme_client *cl = arg;
-	cl->boot_req = NULL;
-	char err[512];
+	free(cl->new_nonce);
+	free(cl->new_account);
+	free(cl->new_order);
+	free(cl->renewal_info);
+	cl->new_nonce = cl->new_account = cl->new_order = cl->renewal_info = NULL;
+}
+
+/* acme_dir_take: the directory in r, into cl. -1 with a message. */
+static int acme_dir_take(struct acme_client *cl, const struct acme_http_resp *r, char *err,
+			 size_t errlen)
+{
 	json_t *dir = r->status == 200 ? acme_json_body(r) : NULL;
 	if (!dir) {
 		if (r->status == 200)
-			snprintf(err, sizeof err, "directory %s: not a JSON object", cl->directory_url);
+			snprintf(err, errlen, "directory %s: not a JSON object", cl->directory_url);
 		else
-			acme_describe("directory", r, NULL, err, sizeof err);
-		acme_boot_done(cl, err);
-		return;
+			acme_describe("directory", r, NULL, err, errlen);
+		return -1;
 	}
+	acme_dir_forget(cl);
 	cl->new_nonce = acme_dir_url(dir, "newNonce");
 	cl->new_account = acme_dir_url(dir, "newAccount");
 	cl->new_order = acme_dir_url(dir, "newOrder");
@@ -493,12 +506,20 @@ static void acme_boot_on_directory(const struct acme_http_resp *r, void *arg)
 		json_object_get(json_object_get(dir, "meta"), "externalAccountRequired"));
 	json_decref(dir);
 	if (!cl->new_nonce || !cl->new_account || !cl->new_order) {
-		free(cl->new_nonce);
-		free(cl->new_account);
-		free(cl->new_order);
-		cl->new_nonce = cl->new_account = cl->new_order = NULL;
-		snprintf(err, sizeof err, "directory %s lacks newNonce, newAccount or newOrder",
+		acme_dir_forget(cl);
+		snprintf(err, errlen, "directory %s lacks newNonce, newAccount or newOrder",
 			 cl->directory_url);
+		return -1;
+	}
+	return 0;
+}
+
+static void acme_boot_on_directory(const struct acme_http_resp *r, void *arg)
+{
+	struct acme_client *cl = arg;
+	cl->boot_req = NULL;
+	char err[512];
+	if (acme_dir_take(cl, r, err, sizeof err) < 0) {
 		acme_boot_done(cl, err);
 		return;
 	}
@@ -638,10 +659,7 @@ void acme_client_free(struct acme_client *cl)
 	free(cl->email);
 	free(cl->eab_kid);
 	free(cl->eab_hmac);
-	free(cl->new_nonce);
-	free(cl->new_account);
-	free(cl->new_order);
-	free(cl->renewal_info);
+	acme_dir_forget(cl);
 	free(cl->kid);
 	EVP_PKEY_free(cl->key);
 	free(cl);
