@@ -725,6 +725,10 @@ static void edge_free(struct edge *e)
 		event_free(e->ticket_timer);
 	control_free(e->control);
 	acme_hosts_free(e->acme);
+	/* A DNS lookup the ACME client cancelled is reported back from the loop,
+	 * where evdns frees its record: one pass lets it (else it leaks at exit). */
+	if (e->base)
+		event_base_loop(e->base, EVLOOP_NONBLOCK);
 	challenges_free(e->challenges);
 	health_checker_free(e->health);
 	if (e->dns)
