@@ -642,7 +642,7 @@ void acme_client_free(struct acme_client *cl)
 	if (!cl)
 		return;
 	while (cl->orders)
-		acme_order_free(cl->orders, false);
+		acme_order_free(cl->orders);
 	while (cl->aris) {
 		struct acme_ari *a = cl->aris;
 		cl->aris = a->next;
@@ -663,9 +663,4 @@ void acme_client_free(struct acme_client *cl)
 	free(cl->kid);
 	EVP_PKEY_free(cl->key);
 	free(cl);
-}
-
-size_t acme_client_orders(const struct acme_client *cl)
-{
-	return cl->n_orders;
 }

@@ -68,10 +68,7 @@ int acme_client_order(struct acme_client *cl, const char *host, const char *repl
 /* acme_client_renewal_info: ask the CA's renewalInfo resource (RFC 9773)
  * about the certificate cert_id (ari.h) of host; ari_done follows, once
  * (possibly before this returns, when the CA offers no renewalInfo). The
- * directory (and account) are fetched first when not known yet. -1 with a
+ * directory is fetched first when not known yet (no account is needed). -1 with a
  * message when it cannot start (then ari_done is not called). */
 int acme_client_renewal_info(struct acme_client *cl, const char *host, const char *cert_id,
 			     char *errbuf, size_t errlen);
-
-/* acme_client_orders: orders in flight. */
-size_t acme_client_orders(const struct acme_client *cl);

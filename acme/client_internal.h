@@ -47,7 +47,6 @@ struct acme_client {
 	char *nonces[ACME_NONCES];
 	unsigned n_nonces;
 	struct acme_order *orders;
-	size_t n_orders;
 	struct acme_ari *aris; /* renewalInfo requests */
 };
 
@@ -75,7 +74,9 @@ void acme_order_booted(struct acme_order *o, const char *err);
  * acme_orders_take_marked: one of them, unmarked, or NULL when none is left. */
 void acme_orders_mark_waiting(struct acme_client *cl, unsigned seq);
 struct acme_order *acme_orders_take_marked(struct acme_client *cl, unsigned seq);
-void acme_order_free(struct acme_order *o, bool notify);
+/* acme_order_free: unlink and free o, its request and challenge answer;
+ * order_done is the caller's business. */
+void acme_order_free(struct acme_order *o);
 
 /* acme_json_body: the response body as a JSON object, or NULL. */
 json_t *acme_json_body(const struct acme_http_resp *r);

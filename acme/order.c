@@ -99,9 +99,8 @@ static void order_unpublish(struct acme_order *o)
 	o->chal_token = NULL;
 }
 
-void acme_order_free(struct acme_order *o, bool notify)
+void acme_order_free(struct acme_order *o)
 {
-	(void)notify;
 	struct acme_client *cl = o->cl;
 	if (o->prev)
 		o->prev->next = o->next;
@@ -109,7 +108,6 @@ void acme_order_free(struct acme_order *o, bool notify)
 		cl->orders = o->next;
 	if (o->next)
 		o->next->prev = o->prev;
-	cl->n_orders--;
 	order_unpublish(o);
 	acme_call_cancel(o->call);
 	if (o->poll)
@@ -131,7 +129,7 @@ static void order_end(struct acme_order *o, struct cert *c, const char *err, lon
 	struct acme_client *cl = o->cl;
 	char host[256];
 	memcpy(host, o->host, sizeof host);
-	acme_order_free(o, true);
+	acme_order_free(o);
 	cl->ops.order_done(cl->arg, host, c, err, retry_after_s);
 }
 
@@ -570,9 +568,8 @@ int acme_client_order(struct acme_client *cl, const char *host, const char *repl
 	if (cl->orders)
 		cl->orders->prev = o;
 	cl->orders = o;
-	cl->n_orders++;
 	if (!o->poll || !o->deadline) {
-		acme_order_free(o, false);
+		acme_order_free(o);
 		order_msg(errbuf, errlen, "out of memory");
 		return -1;
 	}

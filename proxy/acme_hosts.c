@@ -47,6 +47,7 @@ struct acme_host {
 	struct acme_host *next; /* hash chain */
 	enum acme_host_state state;
 	bool in_order, queued;  /* an order runs / waits for the global caps */
+	struct acme_host *queue_next; /* in ah's queue, while queued */
 	unsigned failures;
 	int64_t next_attempt_ms; /* monotonic; 0 when not backing off */
 	int64_t next_attempt_wall;
@@ -74,6 +75,7 @@ struct acme_hosts {
 	struct acme_client *client;
 	struct backoff_limiter limiter;
 	struct event *queue_timer; /* the per-minute cap frees up */
+	struct acme_host *queue_head, *queue_tail; /* waiting for the caps, in order */
 	struct acme_host **buckets;
 	size_t n_buckets, n_hosts;
 	/* The start-up sweep: acme host names still to look at. */
@@ -247,13 +249,34 @@ static void ah_set_error(struct acme_host *h, const char *err)
 	h->last_error = err ? strdup(err) : NULL;
 }
 
-/* ah_kick: start queued orders the caps now allow. */
+/* ah_queue_timer: wake the queue when the per-minute cap has room again
+ * (the concurrency cap frees on an order's end, which kicks it). */
+static void ah_queue_timer(struct acme_hosts *ah, int64_t now)
+{
+	int64_t at = backoff_limiter_free_at(&ah->limiter, now);
+	if (at > now && ah->queue_timer && !evtimer_pending(ah->queue_timer, NULL)) {
+		struct timeval tv = {.tv_sec = (at - now) / 1000, .tv_usec = ((at - now) % 1000) * 1000};
+		evtimer_add(ah->queue_timer, &tv);
+	}
+}
+
+static void ah_launch(struct acme_host *h);
+
+/* ah_kick: start queued orders, first come first served, as the caps allow. */
 static void ah_kick(struct acme_hosts *ah)
 {
-	for (size_t i = 0; i < ah->n_buckets; i++)
-		for (struct acme_host *h = ah->buckets[i]; h; h = h->next)
-			if (h->queued && !h->in_order)
-				ah_start_order(h);
+	int64_t now = clock_mono_ms();
+	while (ah->queue_head && backoff_limiter_try(&ah->limiter, now)) {
+		struct acme_host *h = ah->queue_head;
+		ah->queue_head = h->queue_next;
+		if (!ah->queue_head)
+			ah->queue_tail = NULL;
+		h->queue_next = NULL;
+		h->queued = false;
+		ah_launch(h);
+	}
+	if (ah->queue_head)
+		ah_queue_timer(ah, now);
 }
 
 static void ah_on_queue_timer(evutil_socket_t fd, short what, void *arg)
@@ -268,17 +291,23 @@ static void ah_start_order(struct acme_host *h)
 	struct acme_hosts *ah = h->ah;
 	int64_t now = clock_mono_ms();
 	h->state = AH_ORDERING;
-	if (!backoff_limiter_try(&ah->limiter, now)) {
+	if (ah->queue_head || !backoff_limiter_try(&ah->limiter, now)) {
 		h->queued = true;
-		int64_t at = backoff_limiter_free_at(&ah->limiter, now);
-		if (at > now && ah->queue_timer && !evtimer_pending(ah->queue_timer, NULL)) {
-			struct timeval tv = {.tv_sec = (at - now) / 1000,
-					     .tv_usec = ((at - now) % 1000) * 1000};
-			evtimer_add(ah->queue_timer, &tv);
-		}
+		if (ah->queue_tail)
+			ah->queue_tail->queue_next = h;
+		else
+			ah->queue_head = h;
+		ah->queue_tail = h;
+		ah_kick(ah); /* the queue's head may go now; else its timer is set */
 		return;
 	}
-	h->queued = false;
+	ah_launch(h);
+}
+
+/* ah_launch: the order, with a slot already taken from the caps. */
+static void ah_launch(struct acme_host *h)
+{
+	struct acme_hosts *ah = h->ah;
 	h->in_order = true;
 	log_info("acme: ordering a certificate for %s", h->host);
 	char err[256];
@@ -299,7 +328,7 @@ static void ah_on_renew_timer(evutil_socket_t fd, short what, void *arg)
 	struct acme_host *h = arg;
 	struct acme_hosts *ah = h->ah;
 	if (!ah->ops.routed(ah->arg, h->host)) {
-		if (!h->in_order && !h->n_waiters) {
+		if (!h->in_order && !h->queued && !h->n_waiters) {
 			log_info("acme: %s is no longer routed; its certificate is not renewed",
 				 h->host);
 			ah_remove(ah, h);

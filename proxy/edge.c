@@ -376,7 +376,6 @@ static int edge_ctl_cert_renew(struct edge *e, const char *host)
 		if (snapshot_cert_name(e->routes, host, strlen(host), name, sizeof name) !=
 		    SNAPSHOT_CLAIM_EXACT)
 			return -1;
-		acme_hosts_request(e->acme, NULL, host); /* registers the host if new */
 		acme_hosts_renew(e->acme, host);
 		return 0;
 	}

@@ -747,3 +747,34 @@ def test_put_acme_tenant_orders_at_once(shared_pebble, portier_factory, backend_
     assert pb.orders() - orders0 == 1
     s = issue(pb, p.https_port, host, pb.issuer_root(), "/late", timeout=10)
     check_store(p, host, pb.issuer_root(), s.der)
+
+
+def test_global_caps_queue_orders(shared_pebble, portier_factory, backend_factory):
+    """max_orders_per_minute 2 (and one order at a time): a tenant with three
+    new hosts gets two certificates, one after the other; the third host waits
+    in the queue ("ordering") and reaches pebble not at all until the minute
+    has passed, while a handshake for it is answered within on_demand_timeout
+    rather than making a fourth order."""
+    pb = shared_pebble
+    hosts = ["cap1.example.test", "cap2.example.test", "cap3.example.test"]
+    b = backend_factory("caps")
+    p, cc = acme_edge(portier_factory, pb, {},
+                      acme={"max_concurrent_orders": 1, "max_orders_per_minute": 2,
+                            "on_demand_timeout": "2s"})
+    orders0 = pb.orders()
+    assert cc.put("caps", acme_tenant(hosts, b)).status == 201
+    valid = []
+    deadline = time.monotonic() + ISSUE_S
+    while time.monotonic() < deadline and len(valid) < 2:
+        valid = [h for h in hosts if (cert_entry(cc, h) or {}).get("state") == "valid"]
+        time.sleep(0.1)
+    assert len(valid) == 2, certs(cc)
+    (waiting,) = [h for h in hosts if h not in valid]
+    assert pb.orders() - orders0 == 2
+    t0 = time.monotonic()
+    with pytest.raises(Exception):
+        fetch(p.https_port, waiting, pb.issuer_root(), "/queued", timeout=10)
+    assert time.monotonic() - t0 < 6, "the queued host's handshake outlived on_demand_timeout"
+    e = cert_entry(cc, waiting)
+    assert e and e["state"] == "ordering", e
+    assert pb.orders() - orders0 == 2 and not pb.mentions(waiting), pb.log_tail(20)
