@@ -778,3 +778,24 @@ def test_global_caps_queue_orders(shared_pebble, portier_factory, backend_factor
     e = cert_entry(cc, waiting)
     assert e and e["state"] == "ordering", e
     assert pb.orders() - orders0 == 2 and not pb.mentions(waiting), pb.log_tail(20)
+
+
+def test_http01_answers_are_exempt_from_rate_limits(shared_pebble, portier_factory,
+                                                    backend_factory):
+    """A tenant limited to one request a minute still gets its certificate
+    over http-01: pebble's validation fetches (three per challenge) are
+    answered ahead of the limit, the visitor's own request spends the one
+    token, and the next request is refused with 429."""
+    pb = shared_pebble
+    host = "limited.example.test"
+    b = backend_factory("lim")
+    tenant = dict(acme_tenant(host, b),
+                  rate_limit={"average": 1, "period": "1m", "burst": 1})
+    p, cc = acme_edge(portier_factory, pb, {"lim": tenant},
+                      acme={"challenges": ["http-01"]})
+    root = pb.issuer_root()
+    first = issue(pb, p.https_port, host, root, "/first")
+    assert first.status == 200
+    assert pb.http01_fetches(host) >= 3, pb.log_tail(30)
+    second = fetch(p.https_port, host, root, "/second", timeout=10)
+    assert second.status == 429, second
