@@ -83,6 +83,11 @@ struct cfg_static {
 		uint32_t header_count;
 		uint64_t max_body; /* 0 = unlimited */
 	} limits;
+	struct {
+		bool enabled;                    /* ALPN "h2" on TLS */
+		bool h2c;                        /* prior knowledge on the plain listener */
+		uint32_t max_concurrent_streams; /* per connection */
+	} http2;
 	struct cfg_addr *metrics_listen; /* NULL = off */
 	char *access_log;                /* "-" = stdout, "off", or a file path */
 };

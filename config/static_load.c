@@ -114,6 +114,9 @@ void cfg_static_defaults(struct cfg_static *out)
 	out->limits.header_size = 16 * 1024;
 	out->limits.header_count = 100;
 	out->limits.max_body = 0;
+	out->http2.enabled = true;
+	out->http2.h2c = false;
+	out->http2.max_concurrent_streams = 100;
 	out->access_log = strdup("-");
 }
 
@@ -627,6 +630,38 @@ static int static_limits(json_t *obj, struct jf_path *p, struct cfg_static *c,
 	return 0;
 }
 
+static int static_http2(json_t *obj, struct jf_path *p, struct cfg_static *c,
+			struct cfg_err *err)
+{
+	static const char *const keys[] = {"enabled", "h2c", "max_concurrent_streams", NULL};
+	json_t *v;
+	size_t mark;
+	uint64_t u;
+
+	if (jf_expect_object(obj, p, err) < 0 || jf_check_keys(obj, keys, p, err) < 0)
+		return -1;
+	if ((v = json_object_get(obj, "enabled"))) {
+		mark = jf_path_key(p, "enabled");
+		if (jf_bool(v, p, err, &c->http2.enabled) < 0)
+			return -1;
+		jf_path_pop(p, mark);
+	}
+	if ((v = json_object_get(obj, "h2c"))) {
+		mark = jf_path_key(p, "h2c");
+		if (jf_bool(v, p, err, &c->http2.h2c) < 0)
+			return -1;
+		jf_path_pop(p, mark);
+	}
+	if ((v = json_object_get(obj, "max_concurrent_streams"))) {
+		mark = jf_path_key(p, "max_concurrent_streams");
+		if (jf_uint(v, 1, 1000, p, err, &u) < 0)
+			return -1;
+		c->http2.max_concurrent_streams = (uint32_t)u;
+		jf_path_pop(p, mark);
+	}
+	return 0;
+}
+
 static int static_metrics(json_t *obj, struct jf_path *p, struct cfg_static *c,
 			  struct cfg_err *err)
 {
@@ -716,6 +751,7 @@ static const struct {
 	{"trusted_proxies", static_trusted_proxies},
 	{"timeouts", static_timeouts},
 	{"limits", static_limits},
+	{"http2", static_http2},
 	{"metrics", static_metrics},
 	{"access_log", static_access_log},
 };

@@ -649,6 +649,7 @@ static int edge_start(struct edge *e, const char *demo_tenants)
 		return -1;
 	struct tls_ctx_opts topts = {.min_version = e->cfg.tls.min_version,
 				     .enable_acme = e->cfg.acme.tlsalpn01,
+				     .enable_h2 = e->cfg.http2.enabled,
 				     .client_hello_cb = tls_conn_client_hello};
 	e->ssl_ctx = tls_ctx_new(&topts, err, sizeof err);
 	if (!e->ssl_ctx) {

@@ -12,6 +12,7 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h1_front.h"
+#include "proxy/http/h2_front.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/proxy_accept.h"
 #include "proxy/tls/tls_conn.h"
@@ -142,6 +143,12 @@ static void worker_on_routes(void *arg)
 		h1_conn_routes_changed(c);
 		c = next;
 	}
+	struct h2_conn *h = w->h2_conns;
+	while (h) {
+		struct h2_conn *next = h2_conn_next(h);
+		h2_conn_routes_changed(h);
+		h = next;
+	}
 }
 
 void worker_post_routes(struct worker *w, struct route_snapshot *snap)
@@ -215,6 +222,12 @@ static void worker_on_drain(void *arg)
 		struct h1_conn *next = h1_conn_next(c);
 		h1_conn_drain(c);
 		c = next;
+	}
+	struct h2_conn *h = w->h2_conns;
+	while (h) {
+		struct h2_conn *next = h2_conn_next(h);
+		h2_conn_drain(h);
+		h = next;
 	}
 	worker_maybe_finish(w);
 }

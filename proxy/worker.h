@@ -24,6 +24,7 @@ struct access_log;
 struct access_log_buf;
 struct tls_conn;
 struct h1_conn;
+struct h2_conn;
 struct proxy_accept;
 
 enum listener_kind { LISTENER_HTTP, LISTENER_HTTPS };
@@ -48,7 +49,8 @@ struct worker {
 	size_t n_listeners;
 	uint16_t https_port; /* for redirects: the first HTTPS listener's port */
 
-	struct h1_conn *conns;          /* every client connection, for draining */
+	struct h1_conn *conns;          /* every HTTP/1 client connection, for draining */
+	struct h2_conn *h2_conns;       /* every HTTP/2 client connection */
 	struct tls_conn *handshakes;    /* connections still in their TLS handshake */
 	struct proxy_accept *pp_waiting; /* connections still awaiting their PROXY header */
 	_Atomic unsigned long n_conns;  /* read by the main thread for status */

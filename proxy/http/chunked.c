@@ -21,8 +21,9 @@
  */
 #include "proxy/http/chunked.h"
 
+#include <string.h>
+
 #define CHUNKED_LINE_MAX 4096u
-#define CHUNKED_TRAILERS_MAX 16384u
 #define CHUNKED_DIGITS_MAX 16u
 
 /* States of struct chunked. The size-line states come first and the
@@ -357,6 +358,8 @@ ptrdiff_t chunked_decode(struct chunked *c, const char *in, size_t len, chunked_
 				goto fail;
 			}
 			err = chunked_trailer(c, ch);
+			if (c->trailers && !err)
+				c->trailers[c->trailers_len++] = (char)ch; /* < CHUNKED_TRAILERS_MAX */
 			if (c->done)
 				return (ptrdiff_t)i;
 		} else {
@@ -372,4 +375,26 @@ fail:
 	if (why)
 		*why = err;
 	return -1;
+}
+
+size_t chunked_trailer_fields(const char *buf, size_t len, struct h1_header *out, size_t cap)
+{
+	size_t n = 0, i = 0;
+	while (i < len && n < cap) {
+		const char *eol = memchr(buf + i, '\r', len - i);
+		if (!eol || eol == buf + i)
+			break; /* the final CRLF */
+		const char *line = buf + i, *colon = memchr(line, ':', (size_t)(eol - line));
+		i = (size_t)(eol - buf) + 2;
+		if (!colon)
+			continue;
+		const char *v = colon + 1, *ve = eol;
+		while (v < ve && (*v == ' ' || *v == '\t'))
+			v++;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		out[n++] = (struct h1_header){.name = line, .name_len = (size_t)(colon - line),
+					      .value = v, .value_len = (size_t)(ve - v)};
+	}
+	return n;
 }

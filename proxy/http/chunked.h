@@ -10,7 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/http/h1_head.h"
+
+#define CHUNKED_TRAILERS_MAX 16384u /* bytes of a trailer section, final CRLF included */
+
 struct chunked {
+	/* The caller may point this at CHUNKED_TRAILERS_MAX bytes after
+	 * chunked_init to keep the trailer section (raw, final CRLF included). */
+	char *trailers;
+	unsigned trailers_len;
 	/* Private state; zero it (chunked_init) before the first call. */
 	unsigned state;
 	uint64_t remaining;   /* data bytes left in the current chunk */
@@ -31,5 +39,10 @@ void chunked_init(struct chunked *c);
  * static reason). After the final CRLF, c->done is true. Size lines and
  * trailers are capped at 4 KiB each (-1 beyond); trailers are checked and
  * dropped. */
+/* chunked_trailer_fields: the fields of a kept trailer section (checked by
+ * the decoder already) into out (capacity cap), pointing into buf, values
+ * trimmed. Returns the count; fields beyond cap are dropped. */
+size_t chunked_trailer_fields(const char *buf, size_t len, struct h1_header *out, size_t cap);
+
 ptrdiff_t chunked_decode(struct chunked *c, const char *in, size_t len, chunked_data_cb data,
 			 void *arg, const char **why);

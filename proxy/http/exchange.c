@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -304,6 +305,24 @@ void exchange_request_end(struct exchange *ex)
 		evbuffer_add(exchange_sink(ex), "0\r\n\r\n", 5);
 }
 
+void exchange_request_end_trailers(struct exchange *ex, const struct h1_header *hs, size_t n)
+{
+	if (ex->state == EX_DONE || !ex->req->chunked || n == 0) {
+		exchange_request_end(ex);
+		return;
+	}
+	ex->request_done = true;
+	struct evbuffer *dst = exchange_sink(ex);
+	evbuffer_add(dst, "0\r\n", 3);
+	for (size_t i = 0; i < n; i++) {
+		evbuffer_add(dst, hs[i].name, hs[i].name_len);
+		evbuffer_add(dst, ": ", 2);
+		evbuffer_add(dst, hs[i].value, hs[i].value_len);
+		evbuffer_add(dst, "\r\n", 2);
+	}
+	evbuffer_add(dst, "\r\n", 2);
+}
+
 size_t exchange_request_backlog(const struct exchange *ex)
 {
 	size_t n = ex->pending ? evbuffer_get_length(ex->pending) : 0;
@@ -388,6 +407,11 @@ static bool exchange_read_head(struct exchange *ex)
 			cl = 0;
 		} else if (rh.chunked) {
 			chunked_init(&ex->rchunk);
+			if (ex->ops->response_trailers) {
+				if (!ex->rtrailers)
+					ex->rtrailers = malloc(CHUNKED_TRAILERS_MAX);
+				ex->rchunk.trailers = ex->rtrailers;
+			}
 		} else if (rh.content_length >= 0) {
 			cl = rh.content_length;
 			ex->resp_remaining = cl;
@@ -423,19 +447,43 @@ static bool exchange_read_head(struct exchange *ex)
 	}
 }
 
+/* exchange_deliver_trailers: a chunked response's trailer fields, minus
+ * those that frame or route a message, to a front that takes them. */
+static void exchange_deliver_trailers(struct exchange *ex)
+{
+	if (!ex->rchunk.trailers || ex->rchunk.trailers_len <= 2)
+		return;
+	static const char *const banned[] = {"content-length", "host", "content-type",
+					     "content-encoding", "set-cookie", NULL};
+	struct h1_header hs[64], keep[64];
+	size_t n = chunked_trailer_fields(ex->rchunk.trailers, ex->rchunk.trailers_len, hs, 64);
+	size_t nk = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool drop = headers_is_hop_by_hop(hs, n, i);
+		for (const char *const *b = banned; *b && !drop; b++)
+			drop = h1_token_eq(hs[i].name, hs[i].name_len, *b);
+		if (!drop)
+			keep[nk++] = hs[i];
+	}
+	if (nk)
+		ex->ops->response_trailers(ex, keep, nk);
+}
+
 /* exchange_read_body: move what arrived to the front, within its backlog. */
 static void exchange_read_body(struct exchange *ex)
 {
 	struct evbuffer *in = bufferevent_get_input(ex->up);
+	size_t high = ex->ops->response_high_water ? ex->ops->response_high_water
+						   : EXCHANGE_HIGH_WATER;
 	while (ex->state == EX_RESPONSE_BODY || ex->state == EX_TUNNEL) {
 		size_t avail = evbuffer_get_length(in);
 		if (avail == 0)
 			return;
-		if (ex->ops->response_backlog(ex) > EXCHANGE_HIGH_WATER) {
+		if (ex->ops->response_backlog(ex) > high) {
 			bufferevent_disable(ex->up, EV_READ);
 			return;
 		}
-		size_t chunk = avail < EXCHANGE_HIGH_WATER ? avail : EXCHANGE_HIGH_WATER;
+		size_t chunk = avail < high ? avail : high;
 		if (ex->state == EX_TUNNEL || ex->resp_until_close) {
 			ex->ops->response_data(ex, in, chunk);
 		} else if (ex->resp_remaining >= 0) {
@@ -463,6 +511,7 @@ static void exchange_read_body(struct exchange *ex)
 			}
 			evbuffer_drain(in, (size_t)used);
 			if (ex->rchunk.done) {
+				exchange_deliver_trailers(ex);
 				exchange_response_complete(ex);
 				return;
 			}
@@ -500,5 +549,8 @@ void exchange_finish(struct exchange *ex)
 		evbuffer_free(ex->pending);
 		ex->pending = NULL;
 	}
+	free(ex->rtrailers);
+	ex->rtrailers = NULL;
+	ex->rchunk.trailers = NULL;
 	ex->state = EX_DONE;
 }

@@ -45,6 +45,12 @@ struct front_ops {
 	size_t (*response_backlog)(struct exchange *ex);
 	/* request_resume: the backend drained; the front may read more body. */
 	void (*request_resume)(struct exchange *ex);
+	/* response_trailers: optional; the trailer fields of a chunked response,
+	 * just before response_end. Without it trailers are dropped. */
+	void (*response_trailers)(struct exchange *ex, const struct h1_header *hs, size_t n);
+	/* response_high_water: the front's backlog above which the backend is
+	 * not read (0: the default, 256 KiB). */
+	size_t response_high_water;
 };
 
 enum exchange_state {
@@ -76,6 +82,7 @@ struct exchange {
 
 	http_parser parser;  /* for the response head */
 	struct chunked rchunk; /* chunked response body */
+	char *rtrailers;       /* its trailer section, when the front takes trailers */
 	int64_t resp_remaining; /* Content-Length bytes still due, -1 otherwise */
 	bool resp_until_close, resp_keep_alive, resp_head_seen;
 	size_t resp_scanned;
@@ -94,6 +101,9 @@ void exchange_request_body(struct exchange *ex, struct evbuffer *src, size_t n);
 void exchange_request_copy(struct exchange *ex, const char *p, size_t n);
 /* exchange_request_end: the request body is complete. */
 void exchange_request_end(struct exchange *ex);
+/* exchange_request_end_trailers: the same, with trailer fields: sent when
+ * the body is chunked toward the backend, dropped otherwise. */
+void exchange_request_end_trailers(struct exchange *ex, const struct h1_header *hs, size_t n);
 /* exchange_request_backlog: bytes queued toward the backend. */
 size_t exchange_request_backlog(const struct exchange *ex);
 /* exchange_response_drained: the front's client output fell below its low mark. */

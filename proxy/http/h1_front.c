@@ -27,10 +27,12 @@
 #include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
 #include "proxy/http/client_addr.h"
+#include "proxy/http/dispatch.h"
 #include "proxy/http/h1_conn.h"
+#include "proxy/http/h2_front.h"
 #include "proxy/http/response.h"
-#include "proxy/limit/limiter.h"
 #include "proxy/log/access_log.h"
+#include "proxy/net/peer.h"
 
 static void h1_start_next(struct h1_conn *c);
 
@@ -263,30 +265,18 @@ static bool h1_acme_http01(struct h1_conn *c)
 	return true;
 }
 
-/* h1_admit: the tenant's limits for a routed request; false when it was
- * answered 429 (it took no token and reaches no backend). */
-static bool h1_admit(struct h1_conn *c, bool to_backend)
+/* h1_answer: portier's own answer from the dispatcher. A body left unread
+ * closes the connection (read away first: lingering close). */
+static void h1_answer(struct h1_conn *c, const struct dispatch *d)
 {
-	struct req *r = &c->req;
-	const struct cfg_tenant *t = r->route.tenant;
-	bool per_client = limits_need_client(t, r->route.route);
-	struct client_key key;
-	if (per_client &&
-	    client_addr_key(r, c->w->edge, limits_client_prefix(t, r->route.route), &key) < 0)
-		return true; /* listeners are IP: unreachable, but never refuse for it */
-	struct limit_answer a;
-	if (limits_admit(t, r->route.route, per_client ? &key : NULL, to_backend, limits_now_ns(),
-			 &r->inflight_held, &a))
-		return true;
-	if (t->stats)
-		atomic_fetch_add_explicit(&t->stats->rate_limited, 1, memory_order_relaxed);
-	char extra[256], body[128];
-	size_t bl = response_error_body(body, sizeof body, 429, r->id);
-	c->close_after |= r->content_length > 0 || r->chunked;
-	h1_respond(c, 429, "text/plain; charset=utf-8", body, bl,
-		   limits_format_429(&a, extra, sizeof extra) ? extra : NULL);
+	const struct req *r = &c->req;
+	if (r->content_length > 0 || r->chunked || d->status == 413 || d->status == 414) {
+		c->close_after = true;
+		c->linger_wanted = r->content_length > 0 || r->chunked;
+	}
+	h1_respond(c, d->status, d->content_type, d->body, d->body_len,
+		   d->extra[0] ? d->extra : NULL);
 	h1_finish_response(c);
-	return false;
 }
 
 /* h1_dispatch: route the request and answer it or start its exchange. */
@@ -296,73 +286,19 @@ static void h1_dispatch(struct h1_conn *c)
 	struct req *r = &c->req;
 	if (h1_acme_http01(c))
 		return;
-	r->snap = snapshot_retain(w->routes);
-	const struct cfg_tenant *t = snapshot_tenant_for_host(r->snap, r->host, r->host_len);
-	if (c->tls && t) {
-		/* SNI and Host must agree on the tenant (RFC 9110 7.4). */
-		const struct cfg_tenant *st = c->sni[0] ? snapshot_tenant_for_host(r->snap, c->sni,
-										strlen(c->sni))
-							: NULL;
-		if (st != t) {
-			h1_error(c, 421, r->content_length > 0 || r->chunked);
-			h1_finish_response(c);
-			return;
-		}
-	}
-	if (!t) {
-		h1_error(c, 404, r->content_length > 0 || r->chunked);
-		h1_finish_response(c);
+	struct dispatch d;
+	if (dispatch_route(w, r, c->tls ? c->sni : NULL, &d) == DISPATCH_ANSWER) {
+		h1_answer(c, &d);
 		return;
 	}
-	r->route.tenant = t; /* for the access log, whatever answers */
-	enum cfg_tls_mode mode = cfg_tenant_tls(t, w->cfg);
-	if (!c->tls && mode != CFG_TLS_OFF && t->https_redirect && edge_https_port(w->edge)) {
-		char loc[2048];
-		uint16_t port = edge_https_port(w->edge);
-		int n = snprintf(loc, sizeof loc, "Location: https://%.*s", (int)r->host_len, r->host);
-		if (port != 443)
-			n += snprintf(loc + n, sizeof loc - (size_t)n, ":%u", port);
-		n += snprintf(loc + n, sizeof loc - (size_t)n, "%.*s%s%.*s\r\n", (int)r->path_len, r->path,
-			      r->query ? "?" : "", (int)r->query_len, r->query ? r->query : "");
-		if ((size_t)n >= sizeof loc) {
-			h1_error(c, 414, true);
-		} else {
-			char body[128];
-			size_t bl = response_error_body(body, sizeof body, 308, r->id);
-			c->close_after |= r->content_length > 0 || r->chunked;
-			h1_respond(c, 308, "text/plain; charset=utf-8", body, bl, loc);
-		}
-		h1_finish_response(c);
-		return;
-	}
-	struct rule_req view;
-	req_rule_view(r, &view);
-	if (!snapshot_match(r->snap, &view, &r->route)) {
-		h1_error(c, 404, r->content_length > 0 || r->chunked);
-		h1_finish_response(c);
-		return;
-	}
-	int64_t tmax = r->route.tenant->max_body;
-	c->max_body = tmax >= 0 ? (uint64_t)tmax : w->cfg->limits.max_body;
-	if (c->max_body && r->content_length > 0 && (uint64_t)r->content_length > c->max_body) {
-		h1_error(c, 413, true);
-		h1_finish_response(c);
-		return;
-	}
+	c->max_body = d.max_body;
 	if (r->chunked && !h1_chunked_precheck(c)) {
 		h1_error(c, 400, true);
 		h1_finish_response(c);
 		return;
 	}
-	const struct cfg_service *svc = r->route.service;
-	if (r->route.tenant->limits && !h1_admit(c, !svc->is_respond))
-		return;
-	if (svc->is_respond) {
-		c->close_after |= r->content_length > 0 || r->chunked;
-		h1_respond(c, svc->respond.status, svc->respond.content_type ? svc->respond.content_type
-									  : "text/plain; charset=utf-8",
-			   svc->respond.body ? svc->respond.body : "", svc->respond.body_len, NULL);
-		h1_finish_response(c);
+	if (dispatch_admit(w, r, &d) == DISPATCH_ANSWER) {
+		h1_answer(c, &d);
 		return;
 	}
 	c->state = r->content_length > 0 || r->chunked ? H1_BODY : H1_WAIT;
@@ -461,6 +397,27 @@ static void h1_reject_early(struct h1_conn *c, int status)
 	h1_finish_response(c);
 }
 
+/* h1_h2c_adopt: HTTP/2 with prior knowledge (RFC 9113 3.3) on the plain
+ * listener: once the client preface is in, the connection goes to the h2
+ * front with everything it sent. True when the input is (the start of) it;
+ * c may be gone then. */
+static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
+{
+	size_t n = avail < 24 ? avail : 24;
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+	if (!p || !h2_preface_prefix(p, n))
+		return false;
+	if (n < 24)
+		return true; /* wait for the rest, within the header deadline */
+	struct bufferevent *bev = c->bev;
+	struct worker *w = c->w;
+	struct sockaddr_storage peer = c->peer;
+	c->bev = NULL;
+	h1_free(c, "h2c");
+	h2_conn_adopt(w, bev, (struct sockaddr *)&peer, sizeof peer);
+	return true;
+}
+
 /* h1_read_head: wait for a whole head, parse it strictly, dispatch it. */
 static void h1_read_head(struct h1_conn *c)
 {
@@ -475,6 +432,8 @@ static void h1_read_head(struct h1_conn *c)
 		evtimer_add(c->timer, &tv);
 		c->head_timer_armed = true;
 	}
+	if (c->n_requests == 0 && !c->tls && w->cfg->http2.h2c && h1_h2c_adopt(c, in, avail))
+		return;
 	size_t limit = w->cfg->limits.header_size;
 	ssize_t end = h1_scan_head(c, in, avail, limit);
 	if (end == -2) {
@@ -674,23 +633,6 @@ void h1_conn_drain(struct h1_conn *c)
 		h1_close_after_flush(c);
 }
 
-static void h1_peer_ip(struct h1_conn *c)
-{
-	const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer_ip, sizeof c->peer_ip);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof c->peer_ip);
-	} else if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
-			  sizeof c->peer_ip);
-	} else {
-		snprintf(c->peer_ip, sizeof c->peer_ip, "unknown");
-	}
-}
-
 struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
 {
@@ -702,14 +644,9 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 	if (peer_len > sizeof c->peer)
 		peer_len = sizeof c->peer;
 	memcpy(&c->peer, peer, peer_len);
-	h1_peer_ip(c);
+	peer_format_ip((const struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
 	c->peer_trusted = edge_is_trusted_proxy(w->edge, peer);
-	struct sockaddr_storage local;
-	socklen_t llen = sizeof local;
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
-		c->local_port = ntohs(local.ss_family == AF_INET6
-					      ? ((struct sockaddr_in6 *)&local)->sin6_port
-					      : ((struct sockaddr_in *)&local)->sin_port);
+	c->local_port = peer_local_port(fd);
 	if (ssl) {
 		c->tls = true;
 		c->tls_version = SSL_get_version(ssl);

@@ -19,6 +19,7 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h1_front.h"
+#include "proxy/http/h2_front.h"
 #include "proxy/tls/cert_index.h"
 #include "proxy/tls/tls_ctx.h"
 
@@ -129,8 +130,10 @@ static void tls_conn_done(struct tls_conn *t)
 	}
 	switch (tls_alpn_selected(ssl)) {
 	case TLS_ALPN_H2:
+		h2_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen);
+		return;
 	case TLS_ALPN_ACME_TLS1:
-		/* Fronts to come plug in here; until then nothing selects these. */
+		/* Only a validator selects it, and it was answered above. */
 		SSL_free(ssl);
 		close(fd);
 		worker_maybe_finish(w);
