@@ -16,6 +16,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/http/exchange.h"
+#include "proxy/http/h2_request.h"
 #include "proxy/http/req.h"
 #include "proxy/worker.h"
 
@@ -82,21 +83,12 @@ struct h2_conn {
 };
 
 /* One stream: a request and its exchange. */
-struct h2_field {
-	uint32_t name_off, name_len, value_off, value_len;
-};
-
 struct h2_stream {
 	struct h2_stream *next, *prev;
 	struct h2_conn *c;
 	int32_t id;
 
-	/* Header block under collection (the request head, then trailers). */
-	char *buf;
-	size_t len, cap;
-	struct h2_field *fields;
-	size_t n_fields, cap_fields;
-	size_t list_size; /* RFC 9113 6.5.2 accounting */
+	struct h2_head head; /* the block under collection (request head, then trailers) */
 	bool trailers_phase;
 
 	bool has_req;     /* req holds a dispatched request (to log) */
@@ -104,7 +96,7 @@ struct h2_stream {
 	bool in_exchange;
 	bool ws;          /* extended CONNECT for a WebSocket (RFC 8441) */
 	bool tunnel;      /* the backend switched protocols */
-	char ws_key[32];
+	char ws_key[H2_WS_KEY_SIZE];
 	uint64_t body_seen, max_body;
 	size_t unconsumed; /* request bytes not yet given back as window */
 	struct req req;

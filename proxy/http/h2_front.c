@@ -320,11 +320,9 @@ static int h2_begin_frame_cb(nghttp2_session *session, const nghttp2_frame_hd *h
 		break;
 	case NGHTTP2_SETTINGS:
 	case NGHTTP2_PING:
-		if (hd->flags & NGHTTP2_FLAG_ACK)
-			break;
-		/* fall through */
 	case NGHTTP2_PRIORITY:
-		if (!h2_budget_take(&c->control, H2_CONTROL_BURST, H2_CONTROL_PER_S))
+		if ((hd->type == NGHTTP2_PRIORITY || !(hd->flags & NGHTTP2_FLAG_ACK)) &&
+		    !h2_budget_take(&c->control, H2_CONTROL_BURST, H2_CONTROL_PER_S))
 			h2_conn_violation(c, NGHTTP2_ENHANCE_YOUR_CALM, "control frame flood");
 		break;
 	case NGHTTP2_RST_STREAM:
@@ -357,9 +355,7 @@ static int h2_begin_headers_cb(nghttp2_session *session, const nghttp2_frame *fr
 	struct h2_stream *s = nghttp2_session_get_stream_user_data(session, id);
 	if (s && frame->headers.cat == NGHTTP2_HCAT_HEADERS) {
 		s->trailers_phase = true;
-		s->len = 0;
-		s->n_fields = 0;
-		s->list_size = 0;
+		h2_head_reset(&s->head);
 	}
 	return 0;
 }

@@ -12,14 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-
-#include "config/hostname.h"
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/http/dispatch.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/http/h2_request.h"
 #include "proxy/http/response.h"
 #include "proxy/log/access_log.h"
 
@@ -66,8 +63,7 @@ void h2_stream_free(struct h2_stream *s)
 	}
 	req_clear(&s->req);
 	nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
-	free(s->buf);
-	free(s->fields);
+	h2_head_clear(&s->head);
 	free(s->trailers);
 	free(s->trailer_buf);
 	evbuffer_free(s->resp);
@@ -83,245 +79,37 @@ void h2_stream_free(struct h2_stream *s)
 
 /* ---- the request head -------------------------------------------------- */
 
-static bool h2_grow(void **p, size_t *cap, size_t need, size_t elem, size_t min)
-{
-	if (need <= *cap)
-		return true;
-	size_t n = *cap ? *cap : min;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * elem);
-	if (!q)
-		return false;
-	*p = q;
-	*cap = n;
-	return true;
-}
-
 int h2_stream_header(struct h2_stream *s, const uint8_t *name, size_t namelen,
 		     const uint8_t *value, size_t valuelen)
 {
 	struct h2_conn *c = s->c;
 	const struct cfg_static *cfg = c->w->cfg;
-	s->list_size += namelen + valuelen + 32;
-	if (s->list_size > cfg->limits.header_size || s->n_fields >= cfg->limits.header_count + 6) {
+	struct h2_head *h = &s->head;
+	h->list_size += namelen + valuelen + 32;
+	if (h->list_size > cfg->limits.header_size || h->n_fields >= cfg->limits.header_count + 6) {
 		h2_conn_violation(c, NGHTTP2_ENHANCE_YOUR_CALM, "header list too large");
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
-	if (!h2_grow((void **)&s->buf, &s->cap, s->len + namelen + valuelen, 1, 512) ||
-	    !h2_grow((void **)&s->fields, &s->cap_fields, s->n_fields + 1, sizeof *s->fields, 16))
+	if (h2_head_add(h, (const char *)name, namelen, (const char *)value, valuelen) < 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	struct h2_field *f = &s->fields[s->n_fields++];
-	f->name_off = (uint32_t)s->len;
-	f->name_len = (uint32_t)namelen;
-	memcpy(s->buf + s->len, name, namelen);
-	s->len += namelen;
-	f->value_off = (uint32_t)s->len;
-	f->value_len = (uint32_t)valuelen;
-	memcpy(s->buf + s->len, value, valuelen);
-	s->len += valuelen;
 	return 0;
 }
 
-static bool h2_name_is(const struct h2_stream *s, const struct h2_field *f, const char *name)
-{
-	size_t n = strlen(name);
-	return f->name_len == n && memcmp(s->buf + f->name_off, name, n) == 0;
-}
-
-/* h2_visible: bytes an HTTP/1.1 request line or Host may carry as they are. */
-static bool h2_visible(const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] <= 0x20 || (unsigned char)p[i] >= 0x7f)
-			return false;
-	return n > 0;
-}
-
-struct h2_pseudo {
-	int method, path, authority, protocol, host, content_length, expect;
-	size_t n_regular, n_cookies, cookie_bytes;
-};
-
-/* h2_join_cookies: RFC 9113 8.2.3: the cookie fields become one, "; "
- * separated, appended to buf; its offset in *off. */
-static bool h2_join_cookies(struct h2_stream *s, const struct h2_pseudo *ps, uint32_t *off)
-{
-	if (!h2_grow((void **)&s->buf, &s->cap, s->len + ps->cookie_bytes, 1, 512))
-		return false;
-	*off = (uint32_t)s->len;
-	size_t n_fields = s->n_fields;
-	bool first = true;
-	for (size_t i = 0; i < n_fields; i++) {
-		const struct h2_field *f = &s->fields[i];
-		if (!h2_name_is(s, f, "cookie"))
-			continue;
-		if (!first) {
-			memcpy(s->buf + s->len, "; ", 2);
-			s->len += 2;
-		}
-		memmove(s->buf + s->len, s->buf + f->value_off, f->value_len);
-		s->len += f->value_len;
-		first = false;
-	}
-	return true;
-}
-
-static void h2_make_ws_key(struct h2_stream *s)
-{
-	unsigned char raw[16];
-	if (RAND_bytes(raw, sizeof raw) != 1)
-		memset(raw, 0x5a, sizeof raw);
-	EVP_EncodeBlock((unsigned char *)s->ws_key, raw, sizeof raw);
-}
-
-/* h2_stream_build: the request from the collected head. Returns 0, a
- * status to answer (501), or -1 when malformed (a stream error). */
+/* h2_stream_build: the request from the collected head, with what the
+ * connection knows. Returns 0, a status to answer, or -1 (malformed). */
 static int h2_stream_build(struct h2_stream *s, bool end_stream, const char **why)
 {
 	struct h2_conn *c = s->c;
 	struct req *r = &s->req;
-	struct h2_pseudo ps = {-1, -1, -1, -1, -1, -1, -1, 0, 0, 0};
-	for (size_t i = 0; i < s->n_fields; i++) {
-		const struct h2_field *f = &s->fields[i];
-		if (h2_name_is(s, f, ":method"))
-			ps.method = (int)i;
-		else if (h2_name_is(s, f, ":path"))
-			ps.path = (int)i;
-		else if (h2_name_is(s, f, ":authority"))
-			ps.authority = (int)i;
-		else if (h2_name_is(s, f, ":protocol"))
-			ps.protocol = (int)i;
-		else if (s->buf[f->name_off] == ':')
-			continue; /* :scheme, checked by nghttp2 */
-		else if (h2_name_is(s, f, "host"))
-			ps.host = (int)i;
-		else if (h2_name_is(s, f, "cookie"))
-			ps.n_cookies++, ps.cookie_bytes += f->value_len + 2;
-		else
-			ps.n_regular++;
-		if (h2_name_is(s, f, "content-length"))
-			ps.content_length = (int)i;
-		else if (h2_name_is(s, f, "expect"))
-			ps.expect = (int)i;
-	}
-	uint32_t cookie_off = 0;
-	if (ps.n_cookies > 1 && !h2_join_cookies(s, &ps, &cookie_off))
-		return *why = "out of memory", -1;
-
-	/* Strings resolve now that buf no longer moves. */
-	const char *b = s->buf;
-#define H2_VAL(i) (b + s->fields[i].value_off)
-#define H2_LEN(i) ((size_t)s->fields[i].value_len)
-	if (ps.method < 0)
-		return *why = "no :method", -1;
-	int auth = ps.authority >= 0 ? ps.authority : ps.host;
-	if (auth < 0)
-		return *why = "no :authority or Host", -1;
-	if (!h2_visible(H2_VAL(auth), H2_LEN(auth)))
-		return *why = "bad :authority", -1;
-	int n = host_normalise(H2_VAL(auth), H2_LEN(auth), r->host, sizeof r->host);
-	if (n < 0)
-		return *why = "bad :authority", -1;
-	r->host_len = (size_t)n;
-	if (ps.authority >= 0 && ps.host >= 0) {
-		char other[256];
-		int m = host_normalise(H2_VAL(ps.host), H2_LEN(ps.host), other, sizeof other);
-		if (m != n || memcmp(other, r->host, (size_t)n) != 0)
-			return *why = "Host and :authority differ", -1;
-	}
-	r->authority = H2_VAL(auth);
-	r->authority_len = H2_LEN(auth);
-
-	bool connect = H2_LEN(ps.method) == 7 && !memcmp(H2_VAL(ps.method), "CONNECT", 7);
-	int status = 0;
-	if (connect) {
-		if (ps.protocol < 0 || H2_LEN(ps.protocol) != 9 ||
-		    strncasecmp(H2_VAL(ps.protocol), "websocket", 9) != 0)
-			status = 501; /* not a forward proxy; no other protocol is tunnelled */
-		s->ws = status == 0;
-		r->method = "GET";
-		r->method_len = 3;
-		r->upgrade = s->ws;
-	} else {
-		r->method = H2_VAL(ps.method);
-		r->method_len = H2_LEN(ps.method);
-	}
-	if (ps.path >= 0) {
-		const char *p = H2_VAL(ps.path);
-		size_t len = H2_LEN(ps.path);
-		if (!h2_visible(p, len) || p[0] != '/')
-			return *why = "bad :path", -1;
-		const char *q = memchr(p, '?', len);
-		r->path = p;
-		r->path_len = q ? (size_t)(q - p) : len;
-		if (q) {
-			r->query = q + 1;
-			r->query_len = len - r->path_len - 1;
-		}
-	} else {
-		r->path = "/";
-		r->path_len = 1;
-	}
-
-	r->content_length = -1;
-	if (ps.content_length >= 0) {
-		int64_t v = 0;
-		for (size_t i = 0; i < H2_LEN(ps.content_length); i++) {
-			char ch = H2_VAL(ps.content_length)[i];
-			if (ch < '0' || ch > '9' || v > (INT64_MAX - 9) / 10)
-				return *why = "bad content-length", -1;
-			v = v * 10 + (ch - '0');
-		}
-		r->content_length = v;
-	}
-	r->chunked = !end_stream && r->content_length < 0 && !s->ws;
-	r->expect_continue = ps.expect >= 0 && H2_LEN(ps.expect) == 12 &&
-			     !strncasecmp(H2_VAL(ps.expect), "100-continue", 12);
-	r->keep_alive = true;
-	r->is_head = r->method_len == 4 && !memcmp(r->method, "HEAD", 4);
-
-	/* The header list the backend sees: Host first (from :authority),
-	 * the client's fields, one cookie, and a WebSocket's upgrade fields. */
-	size_t cap = ps.n_regular + 5;
-	r->headers = calloc(cap, sizeof *r->headers);
-	if (!r->headers)
-		return *why = "out of memory", -1;
-	size_t k = 0;
-	r->headers[k++] = (struct h1_header){"host", 4, r->authority, r->authority_len};
-	for (size_t i = 0; i < s->n_fields; i++) {
-		const struct h2_field *f = &s->fields[i];
-		if (b[f->name_off] == ':' || h2_name_is(s, f, "host") ||
-		    (ps.n_cookies > 1 && h2_name_is(s, f, "cookie")))
-			continue;
-		r->headers[k++] = (struct h1_header){b + f->name_off, f->name_len, b + f->value_off,
-						     f->value_len};
-	}
-	if (ps.n_cookies > 1)
-		r->headers[k++] = (struct h1_header){"cookie", 6, b + cookie_off,
-						     s->len - cookie_off};
-	if (s->ws) {
-		h2_make_ws_key(s);
-		r->headers[k++] = (struct h1_header){"upgrade", 7, "websocket", 9};
-		r->headers[k++] = (struct h1_header){"sec-websocket-key", 17, s->ws_key,
-						     strlen(s->ws_key)};
-	}
-	r->n_headers = k;
-#undef H2_VAL
-#undef H2_LEN
-	/* The request owns the strings from here on. */
-	r->head_buf = s->buf;
-	s->buf = NULL;
-	s->len = s->cap = 0;
-	s->n_fields = 0;
-
+	int status = h2_request_build(&s->head, end_stream, r, &s->ws, s->ws_key, why);
+	if (status < 0)
+		return status;
 	memcpy(&r->client, &c->peer, sizeof c->peer);
 	memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
 	r->local_port = c->local_port;
 	r->tls = c->tls;
 	r->tls_version = c->tls_version;
 	r->client_trusted = c->peer_trusted;
-	r->protocol = "h2";
 	return status;
 }
 
@@ -514,18 +302,18 @@ static void h2_stream_trailers(struct h2_stream *s)
 {
 	struct h1_header hs[64];
 	size_t n = 0;
-	for (size_t i = 0; i < s->n_fields && n < 64; i++) {
-		const struct h2_field *f = &s->fields[i];
-		if (s->buf[f->name_off] == ':')
+	const struct h2_head *h = &s->head;
+	for (size_t i = 0; i < h->n_fields && n < 64; i++) {
+		const struct h2_field *f = &h->fields[i];
+		if (h->buf[f->name_off] == ':')
 			continue;
-		hs[n++] = (struct h1_header){s->buf + f->name_off, f->name_len,
-					     s->buf + f->value_off, f->value_len};
+		hs[n++] = (struct h1_header){h->buf + f->name_off, f->name_len,
+					     h->buf + f->value_off, f->value_len};
 	}
 	s->req_ended = true;
 	if (s->in_exchange && s->ex.state != EX_DONE && !s->tunnel)
 		exchange_request_end_trailers(&s->ex, hs, n);
-	s->len = 0;
-	s->n_fields = 0;
+	h2_head_reset(&s->head);
 }
 
 void h2_stream_headers_done(struct h2_stream *s, bool end_stream)
