@@ -420,8 +420,46 @@ static void test_zero_copy(void)
 	CHECK(c.remaining == UINT64_MAX - 3);
 }
 
+/* Kept trailers: the raw section byte by byte, whatever the split, and its
+ * fields trimmed; a refused trailer leaves nothing half-kept to use. */
+static void test_kept_trailers(void)
+{
+	static const char body[] = "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nx-sum:\t 12 \r\n\r\nNEXT";
+	static char kept[CHUNKED_TRAILERS_MAX];
+	for (size_t split = 1; split < sizeof body - 1; split++) {
+		struct chunked c;
+		const char *why = NULL;
+		chunked_init(&c);
+		c.trailers = kept;
+		ptrdiff_t a = chunked_decode(&c, body, split, NULL, NULL, &why);
+		ptrdiff_t b = chunked_decode(&c, body + split, sizeof body - 1 - split, NULL, NULL, &why);
+		CHECK(a >= 0 && b >= 0 && c.done && (size_t)(a + b) == sizeof body - 1 - 4);
+		CHECK(c.trailers_len == 31 && memcmp(kept, "Grpc-Status: 0\r\nx-sum:\t 12 \r\n\r\n", 31) == 0);
+	}
+	struct h1_header hs[4];
+	CHECK(chunked_trailer_fields(kept, 31, hs, 4) == 2);
+	CHECK(hs[0].name_len == 11 && memcmp(hs[0].name, "Grpc-Status", 11) == 0);
+	CHECK(hs[0].value_len == 1 && hs[0].value[0] == '0');
+	CHECK(hs[1].name_len == 5 && hs[1].value_len == 2 && memcmp(hs[1].value, "12", 2) == 0);
+	CHECK(chunked_trailer_fields(kept, 31, hs, 1) == 1);
+	CHECK(chunked_trailer_fields("\r\n", 2, hs, 4) == 0);
+
+	/* no trailers: only the final CRLF is kept */
+	struct chunked c;
+	const char *why = NULL;
+	chunked_init(&c);
+	c.trailers = kept;
+	CHECK(chunked_decode(&c, S("0\r\n\r\n"), NULL, NULL, &why) == 5 && c.trailers_len == 2);
+	/* a refused trailer byte is not kept */
+	chunked_init(&c);
+	c.trailers = kept;
+	CHECK(chunked_decode(&c, S("0\r\nA b\r\n\r\n"), NULL, NULL, &why) == -1);
+	CHECK(c.trailers_len == 1);
+}
+
 int main(void)
 {
+	test_kept_trailers();
 	test_good();
 	test_bad();
 	test_partial();

@@ -74,6 +74,7 @@ static void test_defaults(void)
 	CHECK(c.timeouts_ms.backend_idle == 60000 && c.timeouts_ms.shutdown == 30000);
 	CHECK(c.limits.header_size == 16384 && c.limits.header_count == 100);
 	CHECK(c.limits.max_body == 0);
+	CHECK(c.http2.enabled && !c.http2.h2c && c.http2.max_concurrent_streams == 100);
 	CHECK(c.metrics_listen == NULL);
 	CHECK_STR(c.access_log, "-");
 	cfg_static_clear(&c);
@@ -103,6 +104,7 @@ static void test_every_key(void)
 		" \"timeouts\": {\"client_header\": \"250ms\", \"client_idle\": \"1m\", \"backend_connect\": \"1s\","
 		"   \"backend_response\": \"1h\", \"backend_idle\": \"7d\", \"shutdown\": \"0s\"},"
 		" \"limits\": {\"header_size\": \"32k\", \"header_count\": 50, \"max_body\": \"1g\"},"
+		" \"http2\": {\"enabled\": false, \"h2c\": true, \"max_concurrent_streams\": 250},"
 		" \"metrics\": {\"listen\": \"127.0.0.1:9100\"},"
 		" \"access_log\": \"/var/log/portier/access.log\"}";
 	struct cfg_static c;
@@ -147,6 +149,7 @@ static void test_every_key(void)
 	CHECK(c.timeouts_ms.backend_idle == 7ull * 86400000 && c.timeouts_ms.shutdown == 0);
 	CHECK(c.limits.header_size == 32768 && c.limits.header_count == 50);
 	CHECK(c.limits.max_body == 1024ull * 1024 * 1024);
+	CHECK(!c.http2.enabled && c.http2.h2c && c.http2.max_concurrent_streams == 250);
 	CHECK(c.metrics_listen && c.metrics_listen->port == 9100);
 	CHECK_STR(c.metrics_listen ? c.metrics_listen->host : NULL, "127.0.0.1");
 	CHECK_STR(c.access_log, "/var/log/portier/access.log");
@@ -396,6 +399,9 @@ static void test_bad(void)
 	BAD("{\"limits\": {\"header_size\": \"2m\"}}", "limits.header_size", "at most");
 	BAD("{\"limits\": {\"header_count\": 0}}", "limits.header_count", "between 1");
 	BAD("{\"limits\": {\"max_body\": -1}}", "limits.max_body", "size");
+	BAD("{\"http2\": {\"h2c\": \"yes\"}}", "http2.h2c", "true or false");
+	BAD("{\"http2\": {\"max_concurrent_streams\": 0}}", "http2.max_concurrent_streams", "between 1");
+	BAD("{\"http2\": {\"push\": true}}", "http2.push", "unknown key");
 	BAD("{\"metrics\": {\"listen\": 9100}}", "metrics.listen", "HOST:PORT");
 	BAD("{\"metrics\": {\"listen\": \"localhost\"}}", "metrics.listen", "HOST:PORT");
 	BAD("{\"metrics\": \"127.0.0.1:9100\"}", "metrics", "expected an object");
