@@ -26,7 +26,7 @@
 #define H2_RESP_LOW (16 * 1024)         /* ... and where the backend is read again */
 #define H2_OUT_HIGH (64 * 1024)         /* connection output: no more frames above */
 #define H2_OUT_LOW (16 * 1024)
-#define H2_BODY_HIGH (256 * 1024)       /* request body queued toward a backend */
+#define H2_BODY_HIGH (64 * 1024)        /* request body queued toward a backend */
 #define H2_COALESCE (16 * 1024)         /* DATA payloads up to this are copied */
 #define H2_GOAWAY_GRACE_MS 1000         /* between the shutdown notice and the last GOAWAY */
 
