@@ -8,6 +8,8 @@ prove "the backend saw nothing" without trusting the proxy.
 Endpoints (the path, query ignored unless said):
   /bytes/N        N bytes of the pattern (byte i == i % 251), Content-Length
   /chunked/N      the same bytes, Transfer-Encoding: chunked, several chunks
+  /trailers/N     like /chunked/N, then trailer fields X-Pattern-Sha256 (of the
+                  body) and X-Pattern-Length (announced in a Trailer header)
   /upload         consumes the body while hashing it; answers like echo
   /slow?ms=M      waits M ms, then answers like echo
   /status/N       answers with status N
@@ -15,6 +17,8 @@ Endpoints (the path, query ignored unless said):
   anything else   echo: JSON with backend, method, target, path, query,
                   version, headers, body_len, body_sha256, conn, seq
 Every response carries X-Backend: NAME and X-Backend-Conn: ID.
+A chunked request body's trailer fields are recorded as "trailers" (a list of
+[name, value]) in that request's record.
 
 mode="blackhole": accepts, records the head, never answers.
 
@@ -292,9 +296,12 @@ class Backend:
 
         if (_header(headers, "expect") or "").lower() == "100-continue":
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        n, digest = self._consume_body(reader, headers)
+        trailers = []
+        n, digest = self._consume_body(reader, headers, trailers)
         with self.changed:
             rec["body_len"], rec["body_sha256"] = n, digest
+            if trailers:
+                rec["trailers"] = trailers
             self.changed.notify_all()
 
         conn_hdr = (_header(headers, "connection") or "").lower()
@@ -302,8 +309,9 @@ class Backend:
         self._respond(conn, rec, url, keep)
         return keep
 
-    def _consume_body(self, reader, headers):
-        """_consume_body: read the body (chunked or Content-Length) while hashing it."""
+    def _consume_body(self, reader, headers, trailers=None):
+        """_consume_body: read the body (chunked or Content-Length) while hashing it;
+        a chunked body's trailer fields go to trailers (a list) when given."""
         h = hashlib.sha256()
         total = 0
         te = (_header(headers, "transfer-encoding") or "").lower()
@@ -312,8 +320,13 @@ class Backend:
                 line = reader.read_until(b"\r\n", 4096)
                 size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while reader.read_until(b"\r\n", 65536) != b"\r\n":
-                        pass
+                    while True:
+                        line = reader.read_until(b"\r\n", 65536)
+                        if line == b"\r\n":
+                            break
+                        if trailers is not None:
+                            name, _, value = line[:-2].decode("latin-1").partition(":")
+                            trailers.append([name, value.strip(" \t")])
                     break
                 left = size
                 while left:
@@ -346,6 +359,16 @@ class Backend:
         method, path = rec["method"], url.path
         query = parse_qs(url.query)
         send_body = method != "HEAD"
+        if path.startswith("/trailers/"):
+            n = int(path.rsplit("/", 1)[1])
+            conn.sendall(self._head(200, [("Content-Type", "application/octet-stream"),
+                                          ("Transfer-Encoding", "chunked"),
+                                          ("Trailer", "X-Pattern-Sha256, X-Pattern-Length")],
+                                    keep, rec))
+            if send_body:
+                self._send_chunked(conn, n, trailers=[("X-Pattern-Sha256", pattern_sha256(n)),
+                                                      ("X-Pattern-Length", n)])
+            return
         if path.startswith("/bytes/") or path.startswith("/chunked/"):
             n = int(path.rsplit("/", 1)[1])
             if path.startswith("/bytes/"):
@@ -376,8 +399,9 @@ class Backend:
                      + (body if send_body else b""))
 
     @staticmethod
-    def _send_chunked(conn, n):
-        """_send_chunked: n pattern bytes in chunks of growing size (1, 10, 100, ...)."""
+    def _send_chunked(conn, n, trailers=()):
+        """_send_chunked: n pattern bytes in chunks of growing size (1, 10, 100, ...),
+        then the trailer fields given."""
         sizes = [1, 10, 100, 1000, 10000]
         off = 0
         i = 0
@@ -388,7 +412,8 @@ class Backend:
             piece = _BLOCK[s:s + k]
             conn.sendall(b"%x\r\n" % k + piece + b"\r\n")
             off += k
-        conn.sendall(b"0\r\n\r\n")
+        tail = "".join(f"{k}: {v}\r\n" for k, v in trailers)
+        conn.sendall(b"0\r\n" + tail.encode("latin-1") + b"\r\n")
 
     # -- WebSocket -----------------------------------------------------------------
     def _websocket(self, conn, reader, headers):

@@ -104,7 +104,7 @@ def test_curl_trusts_internal_root(edge, marker):
     res = curl(["--resolve", f"alpha.test:{port}:127.0.0.1", "--cacert", str(p.ca_file),
                 "-D", "-", "-o", "/dev/null", f"https://alpha.test:{port}{marker}"])
     assert res.returncode == 0, res.stderr
-    assert re.search(r"^HTTP/1\.1 200", res.stdout, re.M), res.stdout
+    assert re.search(r"^HTTP/(1\.1|2) 200", res.stdout, re.M), res.stdout
     assert re.search(r"^x-backend: alpha-[12]\r?$", res.stdout, re.M | re.I), res.stdout
 
 
