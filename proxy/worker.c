@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/listener.h>
 
@@ -21,8 +22,11 @@
 
 #define WORKER_DNS_TTL_MS 30000
 #define WORKER_DNS_ENTRIES 4096
-#define WORKER_POOL_PER_BACKEND 64
-#define WORKER_POOL_TOTAL 4096
+/* Idle backend connections kept: enough for the streams one worker has in
+ * flight to a backend (HTTP/2 multiplies them: 50 clients x 10 streams),
+ * else each burst closes and reconnects hundreds. backend_idle trims them. */
+#define WORKER_POOL_PER_BACKEND 1024
+#define WORKER_POOL_TOTAL 8192
 
 struct worker_listener {
 	struct worker *w;
@@ -96,9 +100,11 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 	w->resolver = resolver_new(w->base, w->dns, WORKER_DNS_TTL_MS, WORKER_DNS_ENTRIES);
 	w->pool = pool_new(w->base, w->cfg->timeouts_ms.backend_idle, WORKER_POOL_PER_BACKEND,
 			   WORKER_POOL_TOTAL);
+	w->scratch = evbuffer_new();
 	w->listeners = calloc(n ? n : 1, sizeof *w->listeners);
 	w->alog = access_log_buf_new(w->alog_sink, w->base);
-	if (!w->alog || !w->mailbox || !w->dns || !w->resolver || !w->pool || !w->listeners)
+	if (!w->alog || !w->mailbox || !w->dns || !w->resolver || !w->pool || !w->scratch ||
+	    !w->listeners)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		struct worker_listener *wl = &w->listeners[i];
@@ -270,6 +276,8 @@ void worker_join(struct worker *w)
 			evconnlistener_free(w->listeners[i].l);
 	free(w->listeners);
 	pool_free(w->pool);
+	if (w->scratch)
+		evbuffer_free(w->scratch);
 	resolver_free(w->resolver);
 	/* Cancelled lookups call back from the loop; let them before freeing evdns. */
 	event_base_loop(w->base, EVLOOP_NONBLOCK);

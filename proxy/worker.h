@@ -39,6 +39,7 @@ struct worker {
 	struct evdns_base *dns;
 	struct resolver *resolver;
 	struct pool *pool;
+	struct evbuffer *scratch; /* a backend request head before it is written */
 	struct access_log *alog_sink; /* set by the edge */
 	struct access_log_buf *alog;
 

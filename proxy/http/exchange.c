@@ -93,12 +93,6 @@ static void exchange_connect_failed(struct exchange *ex, const char *why)
 	exchange_fail(ex, 502, why);
 }
 
-static void exchange_flush_pending(struct exchange *ex)
-{
-	if (evbuffer_get_length(ex->pending))
-		bufferevent_write_buffer(ex->up, ex->pending);
-}
-
 static void exchange_up_write(struct bufferevent *bev, void *arg)
 {
 	struct exchange *ex = arg;
@@ -128,13 +122,25 @@ static void exchange_connected(struct exchange *ex)
 	bufferevent_set_timeouts(ex->up, &tv, &tv);
 	bufferevent_setcb(ex->up, exchange_up_read, exchange_up_write, exchange_up_event, ex);
 	bufferevent_setwatermark(ex->up, EV_WRITE, EXCHANGE_LOW_WATER, 0);
-	bufferevent_enable(ex->up, EV_READ | EV_WRITE);
+	/* Enabling what is enabled is not free: a bufferevent re-adds its write
+	 * event even with nothing to write (an EPOLLOUT on, then off). */
+	short off = (short)((EV_READ | EV_WRITE) & ~bufferevent_get_enabled(ex->up));
+	if (off)
+		bufferevent_enable(ex->up, off);
 
 	struct req *r = ex->req;
-	struct evbuffer *out = bufferevent_get_output(ex->up);
 	int64_t body_len = r->chunked ? -1 : r->content_length;
-	headers_write_upstream(out, r, body_len, r->chunked);
-	exchange_flush_pending(ex);
+	/* The head goes straight to the socket: through the output buffer it
+	 * would cost an EPOLLOUT registration and its removal per request. What
+	 * the socket does not take (or an error, found by the next write) waits
+	 * in the output buffer as usual. */
+	struct evbuffer *head = w->scratch;
+	evbuffer_drain(head, evbuffer_get_length(head));
+	headers_write_upstream(head, r, body_len, r->chunked);
+	evbuffer_add_buffer(head, ex->pending);
+	evbuffer_write(head, bufferevent_getfd(ex->up));
+	if (evbuffer_get_length(head))
+		bufferevent_write_buffer(ex->up, head);
 	if (r->expect_continue)
 		ex->ops->send_continue(ex);
 }

@@ -150,6 +150,10 @@ static void h2_flush(struct h2_conn *c)
 {
 	if (c->closing)
 		return;
+	/* Frames land in one contiguous chain: bufferevent_openssl makes a TLS
+	 * record and a write(2) per chain, and small chains would mean one per
+	 * response or two. */
+	evbuffer_expand(bufferevent_get_output(c->bev), H2_COALESCE);
 	for (int pass = 0; pass < 4; pass++) {
 		int rv = nghttp2_session_send(c->session);
 		if (rv < 0) {

@@ -132,8 +132,6 @@ struct bufferevent *pool_take(struct pool *p, const char *key)
 	pool_unlink(p, it);
 	free(it);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-	bufferevent_set_timeouts(bev, NULL, NULL);
-	bufferevent_disable(bev, EV_READ);
 	return bev;
 }
 

@@ -21,6 +21,8 @@ void pool_free(struct pool *p);
  * The pool owns it from now on and may free it at once when full. */
 void pool_put(struct pool *p, const char *key, struct bufferevent *bev);
 
-/* pool_take: an idle connection for key (the caller owns it and must set its
- * callbacks), or NULL. */
+/* pool_take: an idle connection for key, or NULL. It comes back with no
+ * callbacks, reading still enabled and the idle read timeout still set (no
+ * epoll change for a connection about to be read again): the caller sets
+ * callbacks and timeouts before the loop runs. */
 struct bufferevent *pool_take(struct pool *p, const char *key);
