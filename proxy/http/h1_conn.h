@@ -58,6 +58,8 @@ struct h1_conn {
 	bool in_exchange;     /* ex is live */
 	bool close_after;     /* close once this response is out */
 	bool resp_head_sent, resp_chunked;
+	bool staging;         /* the answer is composed in stage, not in the output */
+	struct evbuffer *stage;
 	int64_t body_left;    /* Content-Length bytes still to read */
 	uint64_t body_seen;
 	uint64_t max_body;    /* 0 = unlimited */
@@ -93,3 +95,13 @@ void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *bo
 void h1_error(struct h1_conn *c, int status, bool close);
 /* h1_finish_response: after an answer: the next request, or close. */
 void h1_finish_response(struct h1_conn *c);
+/* h1_out: where the answer's bytes go now: the stage, or the output. An
+ * answer that starts with nothing queued is staged and written straight to
+ * the socket from the loop (h1_push): through the bufferevent each answer
+ * cost an EPOLLOUT registration and its removal. */
+struct evbuffer *h1_out(struct h1_conn *c);
+/* h1_stage_begin: stage what follows when nothing is queued; h1_out. */
+struct evbuffer *h1_stage_begin(struct h1_conn *c);
+/* h1_push: write the stage to the socket (what it does not take is queued
+ * in the output as usual). Run from the loop (the kick). */
+void h1_push(struct h1_conn *c);

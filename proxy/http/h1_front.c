@@ -65,6 +65,8 @@ static void h1_free(struct h1_conn *c, const char *why)
 	}
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->stage)
+		evbuffer_free(c->stage);
 	event_free(c->timer);
 	event_free(c->kick);
 	struct worker *w = c->w;
@@ -596,7 +598,10 @@ static void h1_start_next(struct h1_conn *c)
 	c->head_timer_armed = !c->n_requests; /* the first request's deadline runs from accept */
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setwatermark(c->bev, EV_WRITE, H1_LOW_WATER, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	/* Enabling what is enabled re-adds the write event (EPOLLOUT on, off). */
+	short off = (short)((EV_READ | EV_WRITE) & ~bufferevent_get_enabled(c->bev));
+	if (off)
+		bufferevent_enable(c->bev, off);
 	h1_read_head(c);
 }
 
@@ -605,12 +610,15 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 	struct h1_conn *c = arg;
 	(void)fd;
 	(void)what;
+	if (!c->aborted)
+		h1_push(c);
 	if (c->state == H1_CLOSING) {
 		if (c->aborted || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			h1_closing_flushed(c);
 		return;
 	}
-	h1_start_next(c);
+	if (c->state == H1_HEAD)
+		h1_start_next(c);
 }
 
 void h1_conn_routes_changed(struct h1_conn *c)

@@ -6,11 +6,64 @@
 
 #include "proxy/http/h1_conn.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include "proxy/http/response.h"
+
+struct evbuffer *h1_out(struct h1_conn *c)
+{
+	return c->staging ? c->stage : bufferevent_get_output(c->bev);
+}
+
+struct evbuffer *h1_stage_begin(struct h1_conn *c)
+{
+	if (!c->staging && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    (c->stage || (c->stage = evbuffer_new())))
+		c->staging = true;
+	return h1_out(c);
+}
+
+void h1_push(struct h1_conn *c)
+{
+	if (!c->stage || evbuffer_get_length(c->stage) == 0)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0) {
+		if (c->tls) {
+			/* What SSL_write refuses (WANT_WRITE) goes to the output: the
+			 * bufferevent retries it from the same bytes, which
+			 * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows; an error is met
+			 * again there and reported as usual. */
+			SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+			for (;;) {
+				struct evbuffer_iovec v;
+				if (evbuffer_peek(c->stage, -1, NULL, &v, 1) < 1)
+					break;
+				int n = SSL_write(ssl, v.iov_base,
+						  v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
+				if (n <= 0) {
+					ERR_clear_error();
+					break;
+				}
+				evbuffer_drain(c->stage, (size_t)n);
+			}
+		} else {
+			evbuffer_write(c->stage, bufferevent_getfd(c->bev));
+		}
+	}
+	if (evbuffer_get_length(c->stage))
+		bufferevent_write_buffer(c->bev, c->stage);
+	c->staging = evbuffer_get_length(out) == 0;
+	/* No write callback follows a direct write: a backend paused for the
+	 * backlog is resumed here instead. */
+	if (c->in_exchange && evbuffer_get_length(out) < H1_LOW_WATER)
+		exchange_response_drained(&c->ex);
+}
 
 /* h1_write_status: status line and portier's own headers for a response. */
 static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
@@ -24,7 +77,7 @@ static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
 void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *body,
 		size_t body_len, const char *extra)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = h1_stage_begin(c);
 	if (c->w->draining)
 		c->close_after = true;
 	h1_write_status(c, out, status);
@@ -74,7 +127,7 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 {
 	struct h1_conn *c = h1_of(ex);
 	struct req *r = &c->req;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = h1_stage_begin(c);
 	r->status = (int)status;
 	if (c->w->draining || !r->keep_alive)
 		c->close_after = true;
@@ -114,6 +167,8 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	}
 	evbuffer_add(out, "\r\n", 2);
 	c->resp_head_sent = true;
+	if (c->staging)
+		event_active(c->kick, 0, 0); /* the head leaves before a slow body */
 }
 
 /* h1_move_body: n bytes from src to out; small pieces are copied so they
@@ -144,19 +199,21 @@ static void h1_move_body(struct evbuffer *out, struct evbuffer *src, size_t n)
 static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
 {
 	struct h1_conn *c = h1_of(ex);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = h1_out(c);
 	if (c->resp_chunked)
 		evbuffer_add_printf(out, "%zx\r\n", n);
 	h1_move_body(out, src, n);
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
 	c->req.bytes_out += n;
+	if (c->staging)
+		event_active(c->kick, 0, 0); /* a streamed body leaves as it comes */
 }
 
 static void h1_resp_copy(struct exchange *ex, const char *p, size_t n)
 {
 	struct h1_conn *c = h1_of(ex);
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = h1_out(c);
 	if (n == 0)
 		return;
 	if (c->resp_chunked)
@@ -165,13 +222,15 @@ static void h1_resp_copy(struct exchange *ex, const char *p, size_t n)
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
 	c->req.bytes_out += n;
+	if (c->staging)
+		event_active(c->kick, 0, 0);
 }
 
 static void h1_resp_end(struct exchange *ex)
 {
 	struct h1_conn *c = h1_of(ex);
 	if (c->resp_chunked)
-		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+		evbuffer_add(h1_out(c), "0\r\n\r\n", 5);
 	if (c->state == H1_BODY || c->state == H1_TUNNEL)
 		c->close_after = true; /* the backend answered before the body ended */
 	h1_finish_response(c);
@@ -191,8 +250,11 @@ static void h1_upgraded(struct exchange *ex)
 static void h1_send_continue(struct exchange *ex)
 {
 	struct h1_conn *c = h1_of(ex);
-	if (c->state == H1_BODY && c->body_seen == 0 && !c->resp_head_sent)
-		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	if (c->state == H1_BODY && c->body_seen == 0 && !c->resp_head_sent) {
+		evbuffer_add(h1_stage_begin(c), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		if (c->staging)
+			event_active(c->kick, 0, 0);
+	}
 }
 
 static void h1_failed(struct exchange *ex, int status, const char *why)
@@ -210,7 +272,9 @@ static void h1_failed(struct exchange *ex, int status, const char *why)
 
 static size_t h1_resp_backlog(struct exchange *ex)
 {
-	return evbuffer_get_length(bufferevent_get_output(h1_of(ex)->bev));
+	struct h1_conn *c = h1_of(ex);
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	       (c->stage ? evbuffer_get_length(c->stage) : 0);
 }
 
 static void h1_request_resume(struct exchange *ex)
