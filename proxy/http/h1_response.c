@@ -6,14 +6,12 @@
 
 #include "proxy/http/h1_conn.h"
 
-#include <limits.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
-#include <openssl/err.h>
 
 #include "proxy/http/response.h"
+#include "proxy/net/direct_write.h"
 
 struct evbuffer *h1_out(struct h1_conn *c)
 {
@@ -33,31 +31,7 @@ void h1_push(struct h1_conn *c)
 	if (!c->stage || evbuffer_get_length(c->stage) == 0)
 		return;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) == 0) {
-		if (c->tls) {
-			/* What SSL_write refuses (WANT_WRITE) goes to the output: the
-			 * bufferevent retries it from the same bytes, which
-			 * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows; an error is met
-			 * again there and reported as usual. */
-			SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-			for (;;) {
-				struct evbuffer_iovec v;
-				if (evbuffer_peek(c->stage, -1, NULL, &v, 1) < 1)
-					break;
-				int n = SSL_write(ssl, v.iov_base,
-						  v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
-				if (n <= 0) {
-					ERR_clear_error();
-					break;
-				}
-				evbuffer_drain(c->stage, (size_t)n);
-			}
-		} else {
-			evbuffer_write(c->stage, bufferevent_getfd(c->bev));
-		}
-	}
-	if (evbuffer_get_length(c->stage))
-		bufferevent_write_buffer(c->bev, c->stage);
+	direct_write(c->bev, c->tls, c->stage);
 	c->staging = evbuffer_get_length(out) == 0;
 	/* No write callback follows a direct write: a backend paused for the
 	 * backlog is resumed here instead. */

@@ -51,6 +51,7 @@ struct h2_conn {
 	struct h2_conn *next, *prev;
 	struct worker *w;
 	struct bufferevent *bev;
+	struct evbuffer *stage; /* frames of this flush, before the socket */
 	nghttp2_session *session;
 	struct event *timer;  /* preface, SETTINGS ACK and idle deadlines */
 	struct event *kick;   /* deferred flush, or free once closed */
@@ -112,6 +113,7 @@ struct h2_stream {
 
 /* h2_conn.c side, used by streams: */
 void h2_schedule(struct h2_conn *c);                /* flush from the loop soon */
+size_t h2_queued(struct h2_conn *c);                /* output bytes not yet in the socket */
 bool h2_budget_take(struct h2_budget *b, unsigned burst, unsigned per_s);
 /* h2_conn_violation: the client broke a limit: GOAWAY with code, then close. */
 void h2_conn_violation(struct h2_conn *c, uint32_t code, const char *why);

@@ -23,6 +23,7 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/net/direct_write.h"
 #include "proxy/net/peer.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -55,6 +56,11 @@ bool h2_budget_take(struct h2_budget *b, unsigned burst, unsigned per_s)
 	return b->level <= (int64_t)burst * 1000;
 }
 
+size_t h2_queued(struct h2_conn *c)
+{
+	return evbuffer_get_length(c->stage) + evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 void h2_schedule(struct h2_conn *c)
 {
 	event_active(c->kick, 0, 0);
@@ -68,6 +74,7 @@ static void h2_free(struct h2_conn *c, const char *why)
 		h2_stream_free(c->streams);
 	nghttp2_session_del(c->session);
 	bufferevent_free(c->bev);
+	evbuffer_free(c->stage);
 	event_free(c->timer);
 	event_free(c->kick);
 	event_free(c->goaway);
@@ -150,18 +157,27 @@ static void h2_flush(struct h2_conn *c)
 {
 	if (c->closing)
 		return;
-	/* Frames land in one contiguous chain: bufferevent_openssl makes a TLS
-	 * record and a write(2) per chain, and small chains would mean one per
-	 * response or two. */
-	evbuffer_expand(bufferevent_get_output(c->bev), H2_COALESCE);
-	for (int pass = 0; pass < 4; pass++) {
+	/* Frames are composed in the stage, in one contiguous chain (a TLS
+	 * record and a write(2) per chain), then written straight to the
+	 * socket: through the bufferevent each flush would cost an EPOLLOUT
+	 * registration and its removal. */
+	evbuffer_expand(c->stage, H2_COALESCE);
+	for (int pass = 0;; pass++) {
 		int rv = nghttp2_session_send(c->session);
+		direct_write(c->bev, c->tls, c->stage);
 		if (rv < 0) {
 			h2_close(c, nghttp2_strerror(rv));
 			return;
 		}
-		if (!h2_run_drains(c))
+		bool drained = h2_run_drains(c);
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)))
+			break; /* the socket is full: the write callback resumes */
+		if (!drained && !nghttp2_session_want_write(c->session))
 			break;
+		if (pass == 8) {
+			h2_schedule(c); /* more to send: after the other connections' turn */
+			break;
+		}
 	}
 	if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
 		h2_close(c, c->violated ? "connection error" : "session over");
@@ -290,10 +306,9 @@ static ssize_t h2_send_cb(nghttp2_session *session, const uint8_t *data, size_t 
 	struct h2_conn *c = user_data;
 	(void)session;
 	(void)flags;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
+	if (h2_queued(c) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
-	if (evbuffer_add(out, data, length) < 0)
+	if (evbuffer_add(c->stage, data, length) < 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	return (ssize_t)length;
 }
@@ -523,6 +538,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 	c->timer = evtimer_new(w->base, h2_timer, c);
 	c->kick = event_new(w->base, -1, 0, h2_kick, c);
 	c->goaway = evtimer_new(w->base, h2_goaway_final, c);
+	c->stage = evbuffer_new();
 	const struct cfg_static *cfg = w->cfg;
 	nghttp2_settings_entry iv[] = {
 		{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
@@ -530,7 +546,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 		{NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->limits.header_size},
 		{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
 	};
-	if (!c->timer || !c->kick || !c->goaway ||
+	if (!c->timer || !c->kick || !c->goaway || !c->stage ||
 	    nghttp2_session_server_new2(&c->session, h2_callbacks, c, h2_options) != 0 ||
 	    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) ||
 	    nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW)) {
@@ -539,6 +555,8 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 		event_free(c->timer);
 		event_free(c->kick);
 		event_free(c->goaway);
+		if (c->stage)
+			evbuffer_free(c->stage);
 		bufferevent_free(bev);
 		free(c);
 		return NULL;

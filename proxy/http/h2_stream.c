@@ -145,8 +145,8 @@ int h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_
 	struct h2_stream *s = source->ptr;
 	(void)session;
 	(void)frame;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) >= H2_OUT_HIGH)
+	struct evbuffer *out = c->stage;
+	if (h2_queued(c) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	evbuffer_add(out, framehd, 9);
 	if (length > H2_COALESCE) {

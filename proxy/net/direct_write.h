@@ -1,0 +1,18 @@
+/*
+ * direct_write.h - write a connection's pending bytes straight to its
+ * socket (SSL_write over TLS, writev otherwise) when nothing is queued in
+ * its bufferevent, so a response costs no EPOLLOUT registration and its
+ * removal; whatever the socket refuses is queued in the bufferevent, which
+ * finishes the job as usual.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+/* direct_write: move stage's bytes to bev's socket, or to its output when
+ * something is queued there already or the socket refuses them. tls: bev
+ * is a bufferevent_openssl. stage is empty afterwards. */
+void direct_write(struct bufferevent *bev, bool tls, struct evbuffer *stage);
