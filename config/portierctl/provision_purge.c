@@ -49,8 +49,15 @@ static int prov_purge_tree(int parent, const char *name, const char *shown, unsi
 		}
 		if (S_ISDIR(sb.st_mode)) {
 			char sub[PATH_MAX];
+			size_t sl = strlen(shown), nl = strlen(ent->d_name);
 
-			snprintf(sub, sizeof(sub), "%s/%s", shown, ent->d_name);
+			if (sl + 1 + nl >= sizeof(sub)) {
+				snprintf(err, errlen, "%s: path too long; not removed", shown);
+				goto out;
+			}
+			memcpy(sub, shown, sl);
+			sub[sl] = '/';
+			memcpy(sub + sl + 1, ent->d_name, nl + 1);
 			if (prov_purge_tree(dirfd(d), ent->d_name, sub, depth + 1, entries, err,
 					    errlen) < 0)
 				goto out;
