@@ -6,25 +6,29 @@ import subprocess
 # tool on PATH -> Debian package that ships it
 TOOLS = {
     "wrk": "wrk",
+    "h2load": "nghttp2-client",
     "nginx": "nginx-light",
     "haproxy": "haproxy",
+    "h2o": "h2o",
     "openssl": "openssl",
     "curl": "curl",
     "taskset": "util-linux",
     "unshare": "util-linux",
 }
+# what every run needs, whatever the proxies and the backend
+BASE = ("wrk", "h2load", "openssl", "curl", "taskset", "unshare")
 
 POLICY_RC = "/usr/sbin/policy-rc.d"
 
 
-def ensure():
-    """Install the packages of missing tools; `apt-get update` runs only then."""
-    missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
+def ensure(tools=TOOLS):
+    """Install the packages of the missing `tools`; `apt-get update` runs only then."""
+    missing = sorted({TOOLS[t] for t in tools if not shutil.which(t)})
     if not missing:
         return
     print(f"installing: {' '.join(missing)}", flush=True)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # Keep the packages' system services (nginx, haproxy on :80) from starting.
+    # Keep the packages' system services (nginx, haproxy, h2o on :80/:443) from starting.
     made_policy = not os.path.exists(POLICY_RC)
     if made_policy:
         with open(POLICY_RC, "w") as f:

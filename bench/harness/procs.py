@@ -20,8 +20,9 @@ class StartError(RuntimeError):
 
 
 class Server:
-    def __init__(self, name, argv, cpu, port, log):
+    def __init__(self, name, argv, cpu, port, log, extra_ports=()):
         self.name, self.argv, self.cpu, self.port, self.log = name, argv, cpu, port, log
+        self.extra_ports = tuple(extra_ports)  # more listeners to wait for
         self.proc = None
 
     def start(self, timeout=10.0):
@@ -31,16 +32,19 @@ class Server:
                                          stderr=subprocess.STDOUT, start_new_session=True)
         _running.append(self)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        waiting = [self.port, *self.extra_ports]
+        while waiting and time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise StartError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
+                socket.create_connection(("127.0.0.1", waiting[0]), timeout=0.5).close()
+                waiting.pop(0)
             except OSError:
                 time.sleep(0.05)
-        raise StartError(f"{self.name} not listening on 127.0.0.1:{self.port} "
-                         f"after {timeout}s:\n{self.log_tail()}")
+        if waiting:
+            raise StartError(f"{self.name} not listening on 127.0.0.1:{waiting[0]} "
+                             f"after {timeout}s:\n{self.log_tail()}")
+        return self
 
     @property
     def pgid(self):

@@ -1,7 +1,7 @@
-"""Medians over the repeats, the table, and portier's ratios to each peer."""
+"""Medians over the rounds, portier's ratios to the best peer, and the one table."""
 import statistics
 
-# key in a run record -> (column title, format)
+# key in a run record -> (column title, format); every key also goes to the JSON medians
 COLUMNS = [
     ("rps", "req/s", "{:.0f}"),
     ("p50_ms", "p50 ms", "{:.2f}"),
@@ -9,65 +9,109 @@ COLUMNS = [
     ("cpu_us_per_req", "CPU us/req", "{:.1f}"),
     ("rss_idle_mib", "RSS idle MiB", "{:.1f}"),
     ("rss_load_mib", "RSS load MiB", "{:.1f}"),
-    ("wrk_cpu_pct", "wrk CPU%", "{:.0f}"),
+    ("kib_per_conn", "KiB/conn", "{:.1f}"),
+    ("gen_cpu_pct", "gen CPU%", "{:.0f}"),
     ("other_cpu0_pct", "other CPU0%", "{:.0f}"),
     ("errors", "errors", "{:.0f}"),
 ]
-# metric -> True when higher is better (only used to say so in the header)
-RATIOS = [("rps", "req/s", True), ("p99_ms", "p99", False), ("cpu_us_per_req", "CPU/req", False)]
+EXTRA = ["requests", "backend_cpu_us_per_req", "pss_idle_mib", "pss_load_mib",
+         "pss_kib_per_conn", "open_seconds", "connections"]
+# metric -> (column title, True when higher is better)
+RATIOS = [("rps", "req/s", True), ("cpu_us_per_req", "CPU/req", False),
+          ("kib_per_conn", "KiB/conn", False)]
+BASE = "portier"
 
 
-def medians(runs):
-    """{proxy: {metric: median over its runs}}, proxies in first-run order."""
+def first_line(text):
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "error"
+
+
+def medians(runs, proxies):
+    """{scenario: {proxy: {metric: median over its successful runs, "runs": n,
+    "failed": m, "error": first error}}}: scenarios in run order, proxies in the order of `proxies`."""
     out = {}
-    for name in dict.fromkeys(r["proxy"] for r in runs):
-        mine = [r for r in runs if r["proxy"] == name]
-        out[name] = {k: statistics.median(r[k] for r in mine)
-                     for k, _, _ in COLUMNS if all(r.get(k) is not None for r in mine)}
-        out[name]["runs"] = len(mine)
+    for sc in dict.fromkeys(r["scenario"] for r in runs):
+        out[sc] = {}
+        for name in [p for p in proxies
+                     if any(r["proxy"] == p and r["scenario"] == sc for r in runs)]:
+            mine = [r for r in runs if r["scenario"] == sc and r["proxy"] == name]
+            ok = [r for r in mine if "error" not in r]
+            m = {k: statistics.median(r[k] for r in ok)
+                 for k in [c[0] for c in COLUMNS] + EXTRA
+                 if ok and all(r.get(k) is not None for r in ok)}
+            m.update(runs=len(ok), failed=len(mine) - len(ok))
+            if len(ok) < len(mine):
+                first = next(r for r in mine if "error" in r)
+                m["error"], m["error_kind"] = first_line(first["error"]), first["error_kind"]
+            out[sc][name] = m
     return out
 
 
-def ratios(runs, med, base="portier"):
-    """portier / peer for each ratio metric: of the medians, and the range of the
-    per-round ratios (each round runs every proxy back to back)."""
+def ratios(runs, med):
+    """{scenario: {metric: {"best": peer, "ratio": portier / best peer (of the medians),
+    "per_round": [portier / that peer, each round]}}}; the best peer is the one with the
+    best median (highest req/s, lowest CPU/req and KiB/conn)."""
     out = {}
-    for peer in med:
-        if peer == base or base not in med:
-            continue
-        out[peer] = {}
-        for k, _, _ in RATIOS:
+    for sc, by_proxy in med.items():
+        base = by_proxy.get(BASE, {})
+        for k, _, higher in RATIOS:
+            peers = {p: m[k] for p, m in by_proxy.items() if p != BASE and m.get(k)}
+            if k not in base or not peers:
+                continue
+            best = (max if higher else min)(peers, key=peers.get)
             per_round = []
             for rnd in sorted({r["round"] for r in runs}):
-                a = [r[k] for r in runs if r["round"] == rnd and r["proxy"] == base]
-                b = [r[k] for r in runs if r["round"] == rnd and r["proxy"] == peer]
-                if a and b and b[0]:
+                a = [r[k] for r in runs if r["round"] == rnd and r["scenario"] == sc
+                     and r["proxy"] == BASE and r.get(k) is not None]
+                b = [r[k] for r in runs if r["round"] == rnd and r["scenario"] == sc
+                     and r["proxy"] == best and r.get(k)]
+                if a and b:
                     per_round.append(a[0] / b[0])
-            out[peer][k] = {"of_medians": med[base][k] / med[peer][k] if med[peer][k] else None,
-                            "per_round": per_round}
+            out.setdefault(sc, {})[k] = {"best": best, "ratio": base[k] / peers[best],
+                                         "per_round": per_round}
     return out
 
 
-def table(med):
-    head = ["proxy"] + [t for _, t, _ in COLUMNS]
-    rows = [[name] + [fmt.format(m[k]) if k in m else "-" for k, _, fmt in COLUMNS]
-            for name, m in med.items()]
-    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w)
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+def table(med, rat):
+    """One row per scenario and proxy; the ÷best columns only when there are peers."""
+    ratios_shown = RATIOS if rat else []
+    ratio_cols = [f"{title} ÷best" for _, title, _ in ratios_shown]
+    head = ["scenario", "proxy"] + [t for _, t, _ in COLUMNS] + ratio_cols
+    rows = []
+    for sc, by_proxy in med.items():
+        for name, m in by_proxy.items():
+            if not m["runs"]:
+                rows.append([sc, name, f"FAILED: {m['error'][:100]}"])
+                continue
+            cells = [fmt.format(m[k]) if k in m else "-" for k, _, fmt in COLUMNS]
+            if m["failed"]:
+                cells[-1] += f" +{m['failed']} failed"
+            for k, _, _ in ratios_shown:
+                r = rat.get(sc, {}).get(k) if name == BASE else None
+                cells.append(f"{r['ratio']:.2f} {r['best']}" if r else "")
+            rows.append([sc, name] + cells)
+    full = [r for r in rows if len(r) == len(head)]
+    widths = [max(len(x) for x in col) for col in zip(head, *full)]
+    widths[:2] = [max(len(r[i]) for r in [head] + rows) for i in (0, 1)]
+
+    def line(cells):
+        if len(cells) < len(head):  # a failed row: its message spans the figures
+            return "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]), cells[2]])
+        return "  ".join(c.rjust(w) if i > 1 else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
-def ratio_lines(rat, base="portier"):
-    lines = []
-    for peer, rs in rat.items():
-        parts = []
-        for k, title, higher in RATIOS:
-            r = rs[k]
-            rng = (f" [rounds {min(r['per_round']):.2f}-{max(r['per_round']):.2f}]"
-                   if r["per_round"] else "")
-            val = f"{r['of_medians']:.2f}" if r["of_medians"] is not None else "-"
-            parts.append(f"{title} {val}{rng}")
-        lines.append(f"{base}/{peer}: " + ", ".join(parts))
-    lines.append("(req/s: higher is better for portier; p99 and CPU/req: lower is better)")
+def notes(rat, failures):
+    lines = ["÷best: portier / the best peer's median in this run (req/s: above 1 is better "
+             "for portier; CPU/req, KiB/conn: below 1 is better); per-round range:"] if rat else []
+    for sc, by_metric in rat.items():
+        parts = [f"{k} {min(r['per_round']):.2f}-{max(r['per_round']):.2f}"
+                 for k, r in by_metric.items() if r["per_round"]]
+        if parts:
+            lines.append(f"  {sc}: " + ", ".join(parts))
+    if failures:
+        lines.append("failed runs:")
+        lines += [f"  round {f['round']} {f['scenario']} {f['proxy']}: {first_line(f['error'])}"
+                  for f in failures]
     return "\n".join(lines)

@@ -37,6 +37,8 @@ def create():
          "-addext", f"subjectAltName=DNS:{HOST}"],
         check=True, capture_output=True)
     os.chmod(key, 0o644)  # nginx/haproxy workers may drop privileges
+    # The backend's nginx worker (nobody) reads its 64 KiB body file from here.
+    os.chmod(d, 0o711)
     with open(pem, "w") as out:
         for p in (cert, key):
             with open(p) as f:
