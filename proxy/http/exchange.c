@@ -25,6 +25,7 @@
 #define EXCHANGE_MAX_RESPONSE_HEAD (64 * 1024)
 #define EXCHANGE_MAX_RESPONSE_HEADERS 256
 #define EXCHANGE_READ_SIZE (64 * 1024) /* one read from a backend, at most */
+#define EXCHANGE_LIBEVENT_READ 4096    /* libevent 2.1's EVBUFFER_MAX_READ */
 
 static void exchange_connect(struct exchange *ex);
 static void exchange_up_read(struct bufferevent *bev, void *arg);
@@ -534,6 +535,10 @@ static void exchange_read_body(struct exchange *ex)
 static void exchange_fill(struct exchange *ex)
 {
 	struct evbuffer *in = bufferevent_get_input(ex->up);
+	/* Less than libevent's cap in the input: its read found the socket
+	 * drained, and another read would only say EAGAIN. */
+	if (evbuffer_get_length(in) < EXCHANGE_LIBEVENT_READ)
+		return;
 	int fd = bufferevent_getfd(ex->up);
 	/* A socket bufferevent keeps its input's end frozen outside its own
 	 * reads, as here. */
