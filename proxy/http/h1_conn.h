@@ -17,11 +17,11 @@
 #include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
 #include "proxy/http/req.h"
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 #define H1_HIGH_WATER (256 * 1024)
 #define H1_LOW_WATER (64 * 1024)
-#define H1_COALESCE (16 * 1024) /* bodies up to this share the head's TLS record */
 #define H1_READ_HIGH_WATER (256 * 1024) /* input held at most, pipelined bytes included */
 #define H1_LINGER_S 2                  /* lingering close: at most this long */
 #define H1_LINGER_BYTES (1024 * 1024)  /* ... or this much dropped */
@@ -42,13 +42,7 @@ struct h1_conn {
 	struct event *kick;  /* deferred start of the next pipelined request */
 	enum listener_kind kind;
 	enum h1_state state;
-	bool tls;
-	const char *tls_version;
-	char sni[256];
-	struct sockaddr_storage peer;
-	char peer_ip[48];
-	uint16_t local_port;
-	bool peer_trusted;
+	struct conn_peer peer;
 
 	size_t scanned;       /* head bytes already searched for CRLFCRLF */
 	bool head_timer_armed;

@@ -6,8 +6,6 @@
  */
 #include "proxy/http/h1_front.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,11 +24,9 @@
 #include "proxy/edge.h"
 #include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
-#include "proxy/http/client_addr.h"
 #include "proxy/http/dispatch.h"
 #include "proxy/http/h1_conn.h"
 #include "proxy/http/h2_front.h"
-#include "proxy/http/response.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/peer.h"
 
@@ -54,7 +50,7 @@ struct h1_conn *h1_conn_next(const struct h1_conn *c)
 /* h1_free: the one place a client connection ends. */
 static void h1_free(struct h1_conn *c, const char *why)
 {
-	log_debug("client %s: closed (%s)", c->peer_ip, why);
+	log_debug("client %s: closed (%s)", c->peer.ip, why);
 	if (c->in_exchange) {
 		exchange_finish(&c->ex);
 		c->in_exchange = false;
@@ -107,7 +103,7 @@ static void h1_closing_flushed(struct h1_conn *c)
 		h1_free(c, c->aborted ? "aborted" : "done");
 		return;
 	}
-	if (!c->tls) /* tell the client we are done; TLS peers just see the close */
+	if (!c->peer.tls) /* tell the client we are done; TLS peers just see the close */
 		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	if (!evtimer_pending(c->timer, NULL)) {
 		struct timeval tv = {H1_LINGER_S, 0};
@@ -228,7 +224,7 @@ static void h1_read_body(struct h1_conn *c)
 				h1_body_done(c);
 			continue;
 		}
-		log_debug("client %s: %s", c->peer_ip, c->body_too_large ? "body too large" : why);
+		log_debug("client %s: %s", c->peer.ip, c->body_too_large ? "body too large" : why);
 		int status = c->body_too_large ? 413 : 400;
 		exchange_finish(&c->ex);
 		c->in_exchange = false;
@@ -254,7 +250,7 @@ static bool h1_acme_http01(struct h1_conn *c)
 {
 	struct req *r = &c->req;
 	size_t plen = sizeof H1_ACME_PREFIX - 1;
-	if (c->tls || r->path_len < plen || memcmp(r->path, H1_ACME_PREFIX, plen) != 0)
+	if (c->peer.tls || r->path_len < plen || memcmp(r->path, H1_ACME_PREFIX, plen) != 0)
 		return false;
 	char keyauth[CHALLENGES_KEYAUTH_MAX];
 	int n = challenges_get_http01(edge_challenges(c->w->edge), r->path + plen,
@@ -289,7 +285,7 @@ static void h1_dispatch(struct h1_conn *c)
 	if (h1_acme_http01(c))
 		return;
 	struct dispatch d;
-	if (dispatch_route(w, r, c->tls ? c->sni : NULL, &d) == DISPATCH_ANSWER) {
+	if (dispatch_route(w, r, c->peer.tls ? c->peer.sni : NULL, &d) == DISPATCH_ANSWER) {
 		h1_answer(c, &d);
 		return;
 	}
@@ -350,9 +346,9 @@ static int h1_fill_req(struct h1_conn *c, const struct h1_request_head *h)
 	int n;
 	if (h->host) {
 		n = host_normalise(h->host, h->host_len, r->host, sizeof r->host);
-	} else if (c->sni[0]) { /* HTTP/1.0 without Host: the TLS name stands in */
-		n = (int)strlen(c->sni);
-		memcpy(r->host, c->sni, (size_t)n + 1);
+	} else if (c->peer.sni[0]) { /* HTTP/1.0 without Host: the TLS name stands in */
+		n = (int)strlen(c->peer.sni);
+		memcpy(r->host, c->peer.sni, (size_t)n + 1);
 	} else {
 		n = -1;
 	}
@@ -392,7 +388,7 @@ static void h1_reject_early(struct h1_conn *c, int status)
 	memset(&c->req, 0, sizeof c->req);
 	c->in_request = true;
 	c->req.start_ms = clock_mono_ms();
-	memcpy(c->req.client_ip, c->peer_ip, sizeof c->req.client_ip);
+	memcpy(c->req.client_ip, c->peer.ip, sizeof c->req.client_ip);
 	c->req.protocol = "HTTP/1.1";
 	req_make_id(&c->req);
 	h1_error(c, status, true);
@@ -413,7 +409,7 @@ static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
 		return true; /* wait for the rest, within the header deadline */
 	struct bufferevent *bev = c->bev;
 	struct worker *w = c->w;
-	struct sockaddr_storage peer = c->peer;
+	struct sockaddr_storage peer = c->peer.addr;
 	c->bev = NULL;
 	h1_free(c, "h2c");
 	h2_conn_adopt(w, bev, (struct sockaddr *)&peer, sizeof peer);
@@ -434,7 +430,7 @@ static void h1_read_head(struct h1_conn *c)
 		evtimer_add(c->timer, &tv);
 		c->head_timer_armed = true;
 	}
-	if (c->n_requests == 0 && !c->tls && w->cfg->http2.h2c && h1_h2c_adopt(c, in, avail))
+	if (c->n_requests == 0 && !c->peer.tls && w->cfg->http2.h2c && h1_h2c_adopt(c, in, avail))
 		return;
 	size_t limit = w->cfg->limits.header_size;
 	ssize_t end = h1_scan_head(c, in, avail, limit);
@@ -457,12 +453,7 @@ static void h1_read_head(struct h1_conn *c)
 	c->in_request = true;
 	c->n_requests++;
 	r->start_ms = clock_mono_ms();
-	memcpy(&r->client, &c->peer, sizeof c->peer);
-	memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
-	r->local_port = c->local_port;
-	r->tls = c->tls;
-	r->tls_version = c->tls_version;
-	r->client_trusted = c->peer_trusted;
+	req_set_peer(r, &c->peer);
 	r->protocol = "HTTP/1.1";
 	r->head_buf = malloc(head_len + 1);
 	unsigned cap = w->cfg->limits.header_count + 1;
@@ -488,7 +479,7 @@ static void h1_read_head(struct h1_conn *c)
 	}
 	req_make_id(r);
 	if (status) {
-		log_debug("client %s: %d %s", c->peer_ip, status, why);
+		log_debug("client %s: %d %s", c->peer.ip, status, why);
 		h1_error(c, status, true);
 		h1_finish_response(c);
 		return;
@@ -617,8 +608,7 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 			h1_closing_flushed(c);
 		return;
 	}
-	if (c->state == H1_HEAD)
-		h1_start_next(c);
+	h1_start_next(c); /* returns at once unless between requests */
 }
 
 void h1_conn_routes_changed(struct h1_conn *c)
@@ -649,16 +639,8 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 		goto fail;
 	c->w = w;
 	c->kind = kind;
-	if (peer_len > sizeof c->peer)
-		peer_len = sizeof c->peer;
-	memcpy(&c->peer, peer, peer_len);
-	peer_format_ip((const struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
-	c->peer_trusted = edge_is_trusted_proxy(w->edge, peer);
-	c->local_port = peer_local_port(fd);
+	conn_peer_init(&c->peer, w->edge, fd, peer, peer_len, ssl, sni);
 	if (ssl) {
-		c->tls = true;
-		c->tls_version = SSL_get_version(ssl);
-		snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : "");
 		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_OPEN,
 							BEV_OPT_CLOSE_ON_FREE);
 		ssl = NULL; /* owned by the bufferevent now, or freed with it */

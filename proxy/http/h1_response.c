@@ -31,7 +31,7 @@ void h1_push(struct h1_conn *c)
 	if (!c->stage || evbuffer_get_length(c->stage) == 0)
 		return;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	direct_write(c->bev, c->tls, c->stage);
+	direct_write(c->bev, c->peer.tls, c->stage);
 	c->staging = evbuffer_get_length(out) == 0;
 	/* No write callback follows a direct write: a backend paused for the
 	 * backlog is resumed here instead. */
@@ -107,7 +107,7 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 		c->close_after = true;
 	/* Room for the head and a small body in one chain: bufferevent_openssl
 	 * writes a TLS record per chain, so this saves a record and a write. */
-	evbuffer_expand(out, H1_COALESCE);
+	evbuffer_expand(out, DIRECT_WRITE_COALESCE);
 	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", status, response_reason((int)status));
 	bool has_id = false;
 	for (size_t i = 0; i < n; i++) {
@@ -145,38 +145,13 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 		event_active(c->kick, 0, 0); /* the head leaves before a slow body */
 }
 
-/* h1_move_body: n bytes from src to out; small pieces are copied so they
- * join the chain before them (one TLS record), large ones move without copy. */
-static void h1_move_body(struct evbuffer *out, struct evbuffer *src, size_t n)
-{
-	if (n > H1_COALESCE) {
-		evbuffer_remove_buffer(src, out, n);
-		return;
-	}
-	struct evbuffer_iovec v[4];
-	size_t left = n;
-	while (left) {
-		int k = evbuffer_peek(src, (ev_ssize_t)left, NULL, v, 4);
-		size_t done = 0;
-		for (int i = 0; i < k && i < 4 && left; i++) {
-			size_t take = v[i].iov_len < left ? v[i].iov_len : left;
-			evbuffer_add(out, v[i].iov_base, take);
-			left -= take;
-			done += take;
-		}
-		evbuffer_drain(src, done);
-		if (done == 0)
-			break;
-	}
-}
-
 static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
 {
 	struct h1_conn *c = h1_of(ex);
 	struct evbuffer *out = h1_out(c);
 	if (c->resp_chunked)
 		evbuffer_add_printf(out, "%zx\r\n", n);
-	h1_move_body(out, src, n);
+	direct_write_move(out, src, n);
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
 	c->req.bytes_out += n;

@@ -18,6 +18,7 @@
 #include "proxy/http/exchange.h"
 #include "proxy/http/h2_request.h"
 #include "proxy/http/req.h"
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 #define H2_STREAM_WINDOW 65535          /* per stream: bounds an unread request body */
@@ -27,7 +28,6 @@
 #define H2_OUT_HIGH (64 * 1024)         /* connection output: no more frames above */
 #define H2_OUT_LOW (16 * 1024)
 #define H2_BODY_HIGH (64 * 1024)        /* request body queued toward a backend */
-#define H2_COALESCE (16 * 1024)         /* DATA payloads up to this are copied */
 #define H2_GOAWAY_GRACE_MS 1000         /* between the shutdown notice and the last GOAWAY */
 
 /* Defence budgets: a leaky bucket each; an event adds one, `per_s` leak
@@ -57,13 +57,7 @@ struct h2_conn {
 	struct event *kick;   /* deferred flush, or free once closed */
 	struct event *goaway; /* the last GOAWAY after the shutdown notice */
 
-	bool tls;
-	const char *tls_version;
-	char sni[256];
-	struct sockaddr_storage peer;
-	char peer_ip[48];
-	uint16_t local_port;
-	bool peer_trusted;
+	struct conn_peer peer;
 
 	struct h2_stream *streams; /* every stream with state of ours */
 	unsigned n_streams;
@@ -73,8 +67,7 @@ struct h2_conn {
 	bool settings_seen;   /* the client's first SETTINGS arrived */
 	bool settings_acked;  /* ours were acknowledged */
 	bool draining;        /* shutdown notice sent */
-	bool goaway_final;    /* the last GOAWAY is queued */
-	bool settled;         /* both of the above: the idle deadline runs */
+	bool settled;         /* SETTINGS seen and acknowledged: the idle deadline runs */
 	bool idle_armed;
 	bool violated;        /* a connection error is queued: read nothing more */
 	bool closing;         /* flushing what is queued, then free */
@@ -111,7 +104,7 @@ struct h2_stream {
 	char *trailer_buf;
 };
 
-/* h2_conn.c side, used by streams: */
+/* h2_front.c side, used by streams: */
 void h2_schedule(struct h2_conn *c);                /* flush from the loop soon */
 size_t h2_queued(struct h2_conn *c);                /* output bytes not yet in the socket */
 bool h2_budget_take(struct h2_budget *b, unsigned burst, unsigned per_s);

@@ -69,7 +69,7 @@ void h2_schedule(struct h2_conn *c)
 /* h2_free: the one place a connection ends. */
 static void h2_free(struct h2_conn *c, const char *why)
 {
-	log_debug("client %s: h2 closed (%s)", c->peer_ip, why);
+	log_debug("client %s: h2 closed (%s)", c->peer.ip, why);
 	while (c->streams)
 		h2_stream_free(c->streams);
 	nghttp2_session_del(c->session);
@@ -95,7 +95,7 @@ static void h2_close(struct h2_conn *c, const char *why)
 {
 	if (c->closing)
 		return;
-	log_debug("client %s: h2 closing (%s)", c->peer_ip, why);
+	log_debug("client %s: h2 closing (%s)", c->peer.ip, why);
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -109,7 +109,7 @@ void h2_conn_violation(struct h2_conn *c, uint32_t code, const char *why)
 {
 	if (c->closing || c->violated)
 		return;
-	log_info("client %s: h2 connection error: %s", c->peer_ip, why);
+	log_info("client %s: h2 connection error: %s", c->peer.ip, why);
 	c->violated = true;
 	nghttp2_session_terminate_session(c->session, code);
 }
@@ -161,10 +161,10 @@ static void h2_flush(struct h2_conn *c)
 	 * record and a write(2) per chain), then written straight to the
 	 * socket: through the bufferevent each flush would cost an EPOLLOUT
 	 * registration and its removal. */
-	evbuffer_expand(c->stage, H2_COALESCE);
+	evbuffer_expand(c->stage, DIRECT_WRITE_COALESCE);
 	for (int pass = 0;; pass++) {
 		int rv = nghttp2_session_send(c->session);
-		direct_write(c->bev, c->tls, c->stage);
+		direct_write(c->bev, c->peer.tls, c->stage);
 		if (rv < 0) {
 			h2_close(c, nghttp2_strerror(rv));
 			return;
@@ -291,8 +291,8 @@ void h2_conn_drain(struct h2_conn *c)
 
 void h2_conn_routes_changed(struct h2_conn *c)
 {
-	const char *host = c->sni[0] ? c->sni : c->last_host;
-	size_t len = c->sni[0] ? strlen(c->sni) : c->last_host_len;
+	const char *host = c->peer.sni[0] ? c->peer.sni : c->last_host;
+	size_t len = c->peer.sni[0] ? strlen(c->peer.sni) : c->last_host_len;
 	if (len == 0 || snapshot_tenant_for_host(c->w->routes, host, len))
 		return;
 	h2_conn_drain(c); /* its tenant is gone: finish the open streams, then close */
@@ -472,7 +472,7 @@ static int h2_invalid_frame_cb(nghttp2_session *session, const nghttp2_frame *fr
 {
 	struct h2_conn *c = user_data;
 	(void)session;
-	log_debug("client %s: h2 stream %d: %s", c->peer_ip, frame->hd.stream_id,
+	log_debug("client %s: h2 stream %d: %s", c->peer.ip, frame->hd.stream_id,
 		  nghttp2_strerror(lib_error_code));
 	if (!h2_budget_take(&c->resets, H2_RESET_BURST, H2_RESET_PER_S))
 		h2_conn_violation(c, NGHTTP2_ENHANCE_YOUR_CALM, "too many malformed streams");
@@ -524,17 +524,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 	}
 	c->w = w;
 	c->bev = bev;
-	if (peer_len > sizeof c->peer)
-		peer_len = sizeof c->peer;
-	memcpy(&c->peer, peer, peer_len);
-	peer_format_ip((const struct sockaddr *)&c->peer, c->peer_ip, sizeof c->peer_ip);
-	c->peer_trusted = edge_is_trusted_proxy(w->edge, peer);
-	c->local_port = peer_local_port(bufferevent_getfd(bev));
-	if (ssl) {
-		c->tls = true;
-		c->tls_version = SSL_get_version(ssl);
-		snprintf(c->sni, sizeof c->sni, "%s", sni ? sni : "");
-	}
+	conn_peer_init(&c->peer, w->edge, bufferevent_getfd(bev), peer, peer_len, ssl, sni);
 	c->timer = evtimer_new(w->base, h2_timer, c);
 	c->kick = event_new(w->base, -1, 0, h2_kick, c);
 	c->goaway = evtimer_new(w->base, h2_goaway_final, c);

@@ -19,8 +19,7 @@
 #include "proxy/http/h2_request.h"
 #include "proxy/http/response.h"
 #include "proxy/log/access_log.h"
-
-#define H2_RESP_HEADERS_MAX 300 /* a backend's (at most 256) plus portier's */
+#include "proxy/net/direct_write.h"
 
 static struct h2_stream *h2_of(struct exchange *ex)
 {
@@ -104,12 +103,7 @@ static int h2_stream_build(struct h2_stream *s, bool end_stream, const char **wh
 	int status = h2_request_build(&s->head, end_stream, r, &s->ws, s->ws_key, why);
 	if (status < 0)
 		return status;
-	memcpy(&r->client, &c->peer, sizeof c->peer);
-	memcpy(r->client_ip, c->peer_ip, sizeof r->client_ip);
-	r->local_port = c->local_port;
-	r->tls = c->tls;
-	r->tls_version = c->tls_version;
-	r->client_trusted = c->peer_trusted;
+	req_set_peer(r, &c->peer);
 	return status;
 }
 
@@ -149,21 +143,7 @@ int h2_send_data_cb(nghttp2_session *session, nghttp2_frame *frame, const uint8_
 	if (h2_queued(c) >= H2_OUT_HIGH)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	evbuffer_add(out, framehd, 9);
-	if (length > H2_COALESCE) {
-		evbuffer_remove_buffer(s->resp, out, length);
-	} else {
-		/* Small payloads join the chain before them: one TLS record. */
-		size_t left = length;
-		while (left) {
-			struct evbuffer_iovec v;
-			if (evbuffer_peek(s->resp, (ev_ssize_t)left, NULL, &v, 1) < 1)
-				break;
-			size_t take = v.iov_len < left ? v.iov_len : left;
-			evbuffer_add(out, v.iov_base, take);
-			evbuffer_drain(s->resp, take);
-			left -= take;
-		}
-	}
+	direct_write_move(out, s->resp, length);
 	if (s->in_exchange && !s->resp_eof && evbuffer_get_length(s->resp) < H2_RESP_LOW)
 		s->want_drain = true;
 	return 0;
@@ -255,7 +235,7 @@ static void h2_answer_error(struct h2_stream *s, int status)
 static void h2_stream_malformed(struct h2_stream *s, const char *why)
 {
 	struct h2_conn *c = s->c;
-	log_debug("client %s: h2 stream %d: malformed: %s", c->peer_ip, s->id, why);
+	log_debug("client %s: h2 stream %d: malformed: %s", c->peer.ip, s->id, why);
 	nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
 	if (!h2_budget_take(&c->resets, H2_RESET_BURST, H2_RESET_PER_S))
 		h2_conn_violation(c, NGHTTP2_ENHANCE_YOUR_CALM, "too many malformed streams");
@@ -285,7 +265,7 @@ static void h2_stream_dispatch(struct h2_stream *s, bool end_stream)
 		return;
 	}
 	struct dispatch d;
-	if (dispatch_route(w, r, c->tls ? c->sni : NULL, &d) == DISPATCH_ANSWER ||
+	if (dispatch_route(w, r, c->peer.tls ? c->peer.sni : NULL, &d) == DISPATCH_ANSWER ||
 	    dispatch_admit(w, r, &d) == DISPATCH_ANSWER) {
 		h2_answer_dispatch(s, &d);
 		return;

@@ -100,6 +100,16 @@ void req_make_id(struct req *r)
 	req_rand_used += 16;
 }
 
+void req_set_peer(struct req *r, const struct conn_peer *p)
+{
+	memcpy(&r->client, &p->addr, sizeof p->addr);
+	memcpy(r->client_ip, p->ip, sizeof r->client_ip);
+	r->local_port = p->local_port;
+	r->tls = p->tls;
+	r->tls_version = p->tls_version;
+	r->client_trusted = p->trusted;
+}
+
 void req_clear(struct req *r)
 {
 	if (r->inflight_held && r->route.tenant)

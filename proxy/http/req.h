@@ -12,6 +12,7 @@
 #include "config/rule.h"
 #include "config/snapshot.h"
 #include "proxy/http/h1_head.h"
+#include "proxy/net/peer.h"
 
 struct req {
 	char *head_buf; /* owned copy of the head the strings below point into */
@@ -69,6 +70,9 @@ void req_make_id(struct req *r);
 
 /* req_account: add a finished request to its tenant's counters. */
 void req_account(const struct req *r);
+
+/* req_set_peer: where r came from: client address, local port, TLS. */
+void req_set_peer(struct req *r, const struct conn_peer *p);
 
 /* req_clear: free what r owns (head copy, snapshot reference). */
 void req_clear(struct req *r);

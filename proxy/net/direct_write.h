@@ -16,3 +16,10 @@
  * something is queued there already or the socket refuses them. tls: bev
  * is a bufferevent_openssl. stage is empty afterwards. */
 void direct_write(struct bufferevent *bev, bool tls, struct evbuffer *stage);
+
+#define DIRECT_WRITE_COALESCE (16 * 1024)
+
+/* direct_write_move: n bytes from src to dst. Pieces up to
+ * DIRECT_WRITE_COALESCE are copied so they join the chain before them (a
+ * TLS record and a write(2) per chain); larger ones move without a copy. */
+void direct_write_move(struct evbuffer *dst, struct evbuffer *src, size_t n);

@@ -3,8 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 
-void peer_format_ip(const struct sockaddr *sa, char *out, size_t cap)
+#include "proxy/edge.h"
+
+/* peer_format_ip: IPv4-mapped IPv6 as IPv4, "unknown" for other families. */
+static void peer_format_ip(const struct sockaddr *sa, char *out, size_t cap)
 {
 	if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
@@ -19,7 +23,7 @@ void peer_format_ip(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-uint16_t peer_local_port(int fd)
+static uint16_t peer_local_port(int fd)
 {
 	struct sockaddr_storage local;
 	socklen_t len = sizeof local;
@@ -27,4 +31,19 @@ uint16_t peer_local_port(int fd)
 		return 0;
 	return ntohs(local.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&local)->sin6_port
 						 : ((struct sockaddr_in *)&local)->sin_port);
+}
+
+void conn_peer_init(struct conn_peer *p, struct edge *e, int fd, const struct sockaddr *sa,
+		    socklen_t len, SSL *ssl, const char *sni)
+{
+	memset(p, 0, sizeof *p);
+	memcpy(&p->addr, sa, len < sizeof p->addr ? len : sizeof p->addr);
+	peer_format_ip((const struct sockaddr *)&p->addr, p->ip, sizeof p->ip);
+	p->trusted = edge_is_trusted_proxy(e, sa);
+	p->local_port = peer_local_port(fd);
+	if (ssl) {
+		p->tls = true;
+		p->tls_version = SSL_get_version(ssl);
+		snprintf(p->sni, sizeof p->sni, "%s", sni ? sni : "");
+	}
 }
