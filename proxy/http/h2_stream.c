@@ -159,11 +159,26 @@ static void h2_stream_resume(struct h2_stream *s)
 	h2_schedule(s->c);
 }
 
-/* h2_nv_lower: name lowercased into *pool (HTTP/2 field names are lowercase). */
 static nghttp2_nv h2_nv(const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	return (nghttp2_nv){(uint8_t *)(uintptr_t)name, (uint8_t *)(uintptr_t)value, nlen, vlen,
 			    NGHTTP2_NV_FLAG_NONE};
+}
+
+/* h2_nv_unique: a field whose value differs in every response (a request id, a
+ * cookie) is sent without indexing: in the HPACK table it would only evict useful
+ * entries, and nghttp2's encoder walks one hash chain per field name, which such
+ * entries make as long as the table is (5% of the CPU under h2load before). */
+static nghttp2_nv h2_nv_unique(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	nghttp2_nv nv = h2_nv(name, nlen, value, vlen);
+	nv.flags = NGHTTP2_NV_FLAG_NO_INDEX;
+	return nv;
+}
+
+static bool h2_value_unique(const char *name, size_t nlen)
+{
+	return h1_token_eq(name, nlen, "x-request-id") || h1_token_eq(name, nlen, "set-cookie");
 }
 
 static char *h2_lower(char **pool, const char *p, size_t n)
@@ -201,7 +216,7 @@ static void h2_answer(struct h2_stream *s, int status, const char *ctype, const 
 	nv[n++] = h2_nv("content-type", 12, ctype, strlen(ctype));
 	nv[n++] = h2_nv("content-length", 14, len, strlen(len));
 	if (r->id[0])
-		nv[n++] = h2_nv("x-request-id", 12, r->id, strlen(r->id));
+		nv[n++] = h2_nv_unique("x-request-id", 12, r->id, strlen(r->id));
 	size_t pos = 0;
 	const char *hn, *hv;
 	size_t hnl, hvl;
@@ -349,14 +364,21 @@ static void h2_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	struct req *r = &s->req;
 	bool upgraded = status == 101;
 	unsigned st = upgraded ? 200 : status; /* RFC 8441 5: the tunnel opens with a 2xx */
+	/* Most heads fit the stack arrays; a larger one takes the heap. */
+	char pool_stack[1024];
+	nghttp2_nv nv_stack[32];
 	size_t pool_len = 64;
 	for (size_t i = 0; i < n; i++)
 		pool_len += hs[i].name_len;
-	char *pool = malloc(pool_len), *pp = pool;
-	nghttp2_nv *nv = calloc(n + 5, sizeof *nv);
+	char *pool = pool_len <= sizeof pool_stack ? pool_stack : malloc(pool_len), *pp = pool;
+	nghttp2_nv *nv = n + 5 <= sizeof nv_stack / sizeof nv_stack[0]
+				 ? nv_stack
+				 : calloc(n + 5, sizeof *nv);
 	if (!pool || !nv) {
-		free(pool);
-		free(nv);
+		if (pool != pool_stack)
+			free(pool);
+		if (nv != nv_stack)
+			free(nv);
 		nghttp2_submit_rst_stream(s->c->session, NGHTTP2_FLAG_NONE, s->id,
 					  NGHTTP2_INTERNAL_ERROR);
 		h2_schedule(s->c);
@@ -373,11 +395,14 @@ static void h2_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 		if (upgraded && (h1_token_eq(hs[i].name, hs[i].name_len, "upgrade") ||
 				 h1_token_eq(hs[i].name, hs[i].name_len, "sec-websocket-accept")))
 			continue;
-		nv[k++] = h2_nv(h2_lower(&pp, hs[i].name, hs[i].name_len), hs[i].name_len,
-				hs[i].value, hs[i].value_len);
+		nv[k] = h2_nv(h2_lower(&pp, hs[i].name, hs[i].name_len), hs[i].name_len,
+			      hs[i].value, hs[i].value_len);
+		if (h2_value_unique(hs[i].name, hs[i].name_len))
+			nv[k].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+		k++;
 	}
 	if (!has_id)
-		nv[k++] = h2_nv("x-request-id", 12, r->id, strlen(r->id));
+		nv[k++] = h2_nv_unique("x-request-id", 12, r->id, strlen(r->id));
 	if (r->tls && r->route.tenant->hsts)
 		nv[k++] = h2_nv("strict-transport-security", 25, "max-age=31536000", 16);
 	if (!bodiless && content_length >= 0) {
@@ -386,8 +411,10 @@ static void h2_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	}
 	r->status = (int)st;
 	h2_submit(s, nv, k, upgraded || !bodiless);
-	free(pool);
-	free(nv);
+	if (pool != pool_stack)
+		free(pool);
+	if (nv != nv_stack)
+		free(nv);
 }
 
 static void h2_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)

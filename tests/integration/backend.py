@@ -394,8 +394,9 @@ class Backend:
         body = json.dumps({k: rec[k] for k in ("backend", "conn", "seq", "method", "target",
                                                "path", "query", "version", "headers",
                                                "body_len", "body_sha256")}).encode()
+        extra = [("Set-Cookie", c) for c in query.get("set_cookie", [])]
         conn.sendall(self._head(status, [("Content-Type", "application/json"),
-                                         ("Content-Length", len(body))], keep, rec)
+                                         ("Content-Length", len(body))] + extra, keep, rec)
                      + (body if send_body else b""))
 
     @staticmethod

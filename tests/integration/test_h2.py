@@ -18,6 +18,7 @@ import struct
 import subprocess
 import time
 
+import hpack
 import pytest
 
 from backend import pattern_chunks, pattern_sha256
@@ -268,6 +269,23 @@ def test_forwarded_as_http11(edge, marker):
     assert h["x-request-id"] == [s.header("x-request-id")], (echo["headers"], s.headers)
     assert s.header("x-backend") == "h2-a", s.headers
     assert [r["body_len"] for r in b.seen(marker)] == [11]
+
+
+def test_unique_fields_never_indexed(edge, marker):
+    """Fields whose value is new in every response (X-Request-Id, Set-Cookie)
+    are sent as never-indexed literals, so they neither fill the HPACK table
+    nor become indexed references; a field that repeats (X-Backend) is
+    indexed as usual."""
+    with edge.client() as c:
+        got = [c.get(f"{marker}?set_cookie=s%3D{i}") for i in range(3)]
+    for s in got:
+        assert s.status == 200, s
+        kinds = {k: type(h) for h in s.headers for k in (h[0],)}
+        assert kinds["x-request-id"] is hpack.NeverIndexedHeaderTuple, s.headers
+        assert kinds["set-cookie"] is hpack.NeverIndexedHeaderTuple, s.headers
+        assert kinds["x-backend"] is hpack.HeaderTuple, s.headers
+    assert len({s.header("x-request-id") for s in got}) == 3
+    assert [s.header("set-cookie") for s in got] == ["s=0", "s=1", "s=2"]
 
 
 def test_host_header_without_authority(edge, marker):
