@@ -23,6 +23,7 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/net/direct_read.h"
 #include "proxy/net/direct_write.h"
 #include "proxy/net/peer.h"
 
@@ -186,10 +187,9 @@ static void h2_flush(struct h2_conn *c)
 	h2_arm_timer(c);
 }
 
-static void h2_read(struct bufferevent *bev, void *arg)
+/* h2_consume: the input so far through nghttp2. */
+static void h2_consume(struct h2_conn *c, struct evbuffer *in)
 {
-	struct h2_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
 	while (evbuffer_get_length(in) && !c->closing && !c->violated) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -208,8 +208,31 @@ static void h2_read(struct bufferevent *bev, void *arg)
 		}
 		evbuffer_drain(in, (size_t)rv);
 	}
+}
+
+static void h2_read(struct bufferevent *bev, void *arg)
+{
+	struct h2_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	/* The bufferevent read one TLS record; what else the client queued is
+	 * read now, up to a budget that keeps the turn fair to the others. */
+	bool ended = false;
+	for (int round = 0;; round++) {
+		h2_consume(c, in);
+		if (c->closing || c->violated || round == H2_READ_ROUNDS)
+			break;
+		enum direct_read_result r = direct_read(bev, c->peer.tls, H2_READ_BUDGET);
+		if (r != DIRECT_READ_MORE) {
+			ended = r == DIRECT_READ_END;
+			break;
+		}
+	}
 	if (c->violated)
 		evbuffer_drain(in, evbuffer_get_length(in));
+	if (ended && !c->violated) {
+		h2_free(c, "eof");
+		return;
+	}
 	h2_flush(c);
 }
 
