@@ -522,7 +522,7 @@ static void edge_shutdown_expired(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn("shutdown: timeout reached, closing remaining connections");
 	for (unsigned i = 0; i < e->n_workers; i++)
-		event_base_loopbreak(e->workers[i].base);
+		worker_post_stop(&e->workers[i]);
 }
 
 static void edge_on_signal(evutil_socket_t sig, short what, void *arg)

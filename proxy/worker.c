@@ -88,6 +88,9 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 	if (!ec)
 		return -1;
 	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	/* Only this thread touches the base (others post to the mailbox), so
+	 * libevent's base lock, taken on every event operation, is not needed. */
+	event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
 	w->base = event_base_new_with_config(ec);
 	event_config_free(ec);
 	if (!w->base)
@@ -241,6 +244,17 @@ static void worker_on_drain(void *arg)
 void worker_post_drain(struct worker *w)
 {
 	mailbox_post(w->mailbox, worker_on_drain, w);
+}
+
+static void worker_on_stop(void *arg)
+{
+	struct worker *w = arg;
+	event_base_loopbreak(w->base);
+}
+
+void worker_post_stop(struct worker *w)
+{
+	mailbox_post(w->mailbox, worker_on_stop, w);
 }
 
 void worker_request_cert(struct worker *w, const char *host, enum cfg_tls_mode mode)

@@ -68,6 +68,8 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 void worker_post_routes(struct worker *w, struct route_snapshot *snap); /* takes a reference */
 void worker_post_certs(struct worker *w, struct cert_index *ix);        /* takes a reference */
 void worker_post_drain(struct worker *w);
+/* worker_post_stop: end the loop now, whatever is still open. */
+void worker_post_stop(struct worker *w);
 /* worker_post_cert_result: the answer to a certificate request for host. */
 void worker_post_cert_result(struct worker *w, const char *host, bool ok, const char *err);
 

@@ -142,6 +142,33 @@ def test_reload_generation_increases(portier_factory, backend_factory):
     assert gens[1] > gens[0], gens
 
 
+def test_shutdown_timeout_stops_workers(portier_factory, backend_factory, marker):
+    """A request still in flight when timeouts.shutdown runs out does not hold
+    the exit: the main thread tells each worker to stop and portier exits
+    well before the 20 s request would have ended."""
+    b = backend_factory("stop")
+    p = portier_factory({"stop": tenant("stop.test", b)}, timeouts={"shutdown": "1s"})
+    tag = marker.strip("/")
+    t = threading.Thread(daemon=True, target=lambda: _ignore_errors(
+        lambda: https(p.https_port, "stop.test", p.ca_file, f"/slow?ms=20000&tag={tag}",
+                      timeout=30)))
+    t.start()
+    assert b.wait_for(lambda be: be.seen(tag), 5), "slow request never reached the backend"
+    started = time.monotonic()
+    p.signal(signal.SIGTERM)
+    rc = p.wait_exit(10)
+    assert rc is not None, "portier still running 10 s after SIGTERM with a 1 s shutdown timeout"
+    assert time.monotonic() - started < 10
+    assert "timeout reached" in p.stderr_text(), p.stderr_text()
+
+
+def _ignore_errors(fn):
+    try:
+        fn()
+    except Exception:  # the connection is cut by the forced stop: expected
+        pass
+
+
 def test_sigint_exits_zero(portier_factory):
     """SIGINT stops portier like SIGTERM: exit status 0."""
     p = portier_factory({})
