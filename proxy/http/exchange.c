@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
 
 #include <event2/event.h>
 
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/http/headers.h"
+#include "proxy/net/socket_read.h"
 #include "proxy/upstream/balancer.h"
 #include "proxy/upstream/health.h"
 #include "proxy/upstream/pool.h"
@@ -24,8 +24,6 @@
 #define EXCHANGE_LOW_WATER (64 * 1024)
 #define EXCHANGE_MAX_RESPONSE_HEAD (64 * 1024)
 #define EXCHANGE_MAX_RESPONSE_HEADERS 256
-#define EXCHANGE_READ_SIZE (64 * 1024) /* one read from a backend, at most */
-#define EXCHANGE_LIBEVENT_READ 4096    /* libevent 2.1's EVBUFFER_MAX_READ */
 
 static void exchange_connect(struct exchange *ex);
 static void exchange_up_read(struct bufferevent *bev, void *arg);
@@ -121,6 +119,7 @@ static void exchange_connected(struct exchange *ex)
 	ex->connected = true;
 	ex->state = EX_RESPONSE_HEAD;
 	ex->sent_ms = clock_mono_ms();
+	socket_read_install(ex->up);
 	struct timeval tv = exchange_tv(w->cfg->timeouts_ms.backend_response);
 	bufferevent_set_timeouts(ex->up, &tv, &tv);
 	bufferevent_setcb(ex->up, exchange_up_read, exchange_up_write, exchange_up_event, ex);
@@ -528,53 +527,10 @@ static void exchange_read_body(struct exchange *ex)
 	}
 }
 
-/* exchange_fill: take what the socket holds in large reads. libevent 2.1
- * reads at most 4 KiB per callback (EVBUFFER_MAX_READ), which made a 64 KiB
- * response 17 wakeups, reads and TLS records toward the client. An end of
- * file or an error is left for the bufferevent to find on its next read. */
-static void exchange_fill(struct exchange *ex)
-{
-	struct evbuffer *in = bufferevent_get_input(ex->up);
-	/* Less than libevent's cap in the input: its read found the socket
-	 * drained, and another read would only say EAGAIN. */
-	if (evbuffer_get_length(in) < EXCHANGE_LIBEVENT_READ)
-		return;
-	int fd = bufferevent_getfd(ex->up);
-	/* A socket bufferevent keeps its input's end frozen outside its own
-	 * reads, as here. */
-	evbuffer_unfreeze(in, 0);
-	while (evbuffer_get_length(in) < EXCHANGE_HIGH_WATER) {
-		struct evbuffer_iovec v[2];
-		int n = evbuffer_reserve_space(in, EXCHANGE_READ_SIZE, v, 2);
-		if (n <= 0)
-			break;
-		size_t want = 0;
-		for (int i = 0; i < n; i++)
-			want += v[i].iov_len;
-		/* evbuffer_iovec has struct iovec's layout (event2/buffer.h). */
-		ssize_t got = readv(fd, (struct iovec *)v, n);
-		if (got <= 0) {
-			evbuffer_commit_space(in, v, 0);
-			break;
-		}
-		size_t left = (size_t)got;
-		for (int i = 0; i < n; i++) {
-			if (v[i].iov_len > left)
-				v[i].iov_len = left;
-			left -= v[i].iov_len;
-		}
-		evbuffer_commit_space(in, v, n);
-		if ((size_t)got < want)
-			break; /* the socket is empty */
-	}
-	evbuffer_freeze(in, 0);
-}
-
 static void exchange_up_read(struct bufferevent *bev, void *arg)
 {
 	struct exchange *ex = arg;
 	(void)bev;
-	exchange_fill(ex);
 	if (ex->state == EX_RESPONSE_HEAD && !exchange_read_head(ex))
 		return;
 	if (ex->state == EX_RESPONSE_BODY || ex->state == EX_TUNNEL)

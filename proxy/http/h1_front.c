@@ -29,6 +29,7 @@
 #include "proxy/http/h2_front.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/peer.h"
+#include "proxy/net/socket_read.h"
 
 static void h1_start_next(struct h1_conn *c);
 
@@ -648,6 +649,8 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
 		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev)
+			socket_read_install(c->bev);
 	}
 	fd = -1;
 	c->timer = evtimer_new(w->base, h1_timer, c);
