@@ -53,10 +53,8 @@ static void socket_read_cb(evutil_socket_t fd, short what, void *arg)
 		bufferevent_getwatermark(bev, EV_READ, &low, &high);
 		if (high) {
 			size_t len = evbuffer_get_length(in);
-			if (len >= high) {
-				bufferevent_disable(bev, EV_READ);
-				return;
-			}
+			if (len >= high)
+				return; /* libevent suspends reading here and resumes it itself */
 			if (high - len < max)
 				max = high - len;
 		}
