@@ -75,6 +75,8 @@ struct timeval h1_tv(uint64_t ms);
 struct h1_conn *h1_of(struct exchange *ex);
 /* h1_read: the bufferevent read callback, also run to resume reading. */
 void h1_read(struct bufferevent *bev, void *arg);
+/* h1_read_enable: read from the client again (and what TLS read ahead). */
+void h1_read_enable(struct h1_conn *c);
 /* h1_close_after_flush: send what is queued, then close (lingering when a
  * refused body may still arrive); never frees at once. */
 void h1_close_after_flush(struct h1_conn *c);

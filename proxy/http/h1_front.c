@@ -30,6 +30,7 @@
 #include "proxy/log/access_log.h"
 #include "proxy/net/peer.h"
 #include "proxy/net/socket_read.h"
+#include "proxy/net/tls_read.h"
 
 static void h1_start_next(struct h1_conn *c);
 
@@ -78,6 +79,13 @@ static void h1_free(struct h1_conn *c, const char *why)
 	worker_maybe_finish(w);
 }
 
+void h1_read_enable(struct h1_conn *c)
+{
+	bufferevent_enable(c->bev, EV_READ);
+	if (c->peer.tls)
+		tls_read_kick(c->bev); /* bytes OpenSSL read ahead while reading was off */
+}
+
 /* h1_close_after_flush: send what is queued, then close. The client's
  * unread bytes are read and dropped meanwhile (lingering close), so a client
  * still sending a refused body sees the answer instead of a reset. Never
@@ -87,7 +95,7 @@ void h1_close_after_flush(struct h1_conn *c)
 	c->state = H1_CLOSING;
 	c->linger = c->linger_wanted && !c->w->draining;
 	if (c->linger)
-		bufferevent_enable(c->bev, EV_READ);
+		h1_read_enable(c);
 	else
 		bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -594,6 +602,8 @@ static void h1_start_next(struct h1_conn *c)
 	short off = (short)((EV_READ | EV_WRITE) & ~bufferevent_get_enabled(c->bev));
 	if (off)
 		bufferevent_enable(c->bev, off);
+	if ((off & EV_READ) && c->peer.tls)
+		tls_read_kick(c->bev);
 	h1_read_head(c);
 }
 
@@ -645,8 +655,10 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_OPEN,
 							BEV_OPT_CLOSE_ON_FREE);
 		ssl = NULL; /* owned by the bufferevent now, or freed with it */
-		if (c->bev)
+		if (c->bev) {
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+			tls_read_install(c->bev);
+		}
 	} else {
 		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev)

@@ -191,7 +191,7 @@ static void h1_upgraded(struct exchange *ex)
 	c->state = H1_TUNNEL;
 	c->close_after = true;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	bufferevent_enable(c->bev, EV_READ);
+	h1_read_enable(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		h1_read(c->bev, c);
 }
@@ -231,7 +231,7 @@ static void h1_request_resume(struct exchange *ex)
 	struct h1_conn *c = h1_of(ex);
 	if (c->state != H1_BODY && c->state != H1_TUNNEL)
 		return;
-	bufferevent_enable(c->bev, EV_READ);
+	h1_read_enable(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		h1_read(c->bev, c);
 }

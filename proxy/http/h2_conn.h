@@ -28,8 +28,6 @@
 #define H2_OUT_HIGH (64 * 1024)         /* connection output: no more frames above */
 #define H2_OUT_LOW (16 * 1024)
 #define H2_BODY_HIGH (64 * 1024)        /* request body queued toward a backend */
-#define H2_READ_BUDGET (64 * 1024)      /* read per round of a read callback ... */
-#define H2_READ_ROUNDS 4                 /* ... and rounds, before the next connection's turn */
 #define H2_GOAWAY_GRACE_MS 1000         /* between the shutdown notice and the last GOAWAY */
 
 /* Defence budgets: a leaky bucket each; an event adds one, `per_s` leak

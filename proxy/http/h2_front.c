@@ -23,8 +23,8 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h2_conn.h"
-#include "proxy/net/direct_read.h"
 #include "proxy/net/direct_write.h"
+#include "proxy/net/tls_read.h"
 #include "proxy/net/peer.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -187,9 +187,10 @@ static void h2_flush(struct h2_conn *c)
 	h2_arm_timer(c);
 }
 
-/* h2_consume: the input so far through nghttp2. */
-static void h2_consume(struct h2_conn *c, struct evbuffer *in)
+static void h2_read(struct bufferevent *bev, void *arg)
 {
+	struct h2_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
 	while (evbuffer_get_length(in) && !c->closing && !c->violated) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -208,31 +209,8 @@ static void h2_consume(struct h2_conn *c, struct evbuffer *in)
 		}
 		evbuffer_drain(in, (size_t)rv);
 	}
-}
-
-static void h2_read(struct bufferevent *bev, void *arg)
-{
-	struct h2_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	/* The bufferevent read one TLS record; what else the client queued is
-	 * read now, up to a budget that keeps the turn fair to the others. */
-	bool ended = false;
-	for (int round = 0;; round++) {
-		h2_consume(c, in);
-		if (c->closing || c->violated || round == H2_READ_ROUNDS)
-			break;
-		enum direct_read_result r = direct_read(bev, c->peer.tls, H2_READ_BUDGET);
-		if (r != DIRECT_READ_MORE) {
-			ended = r == DIRECT_READ_END;
-			break;
-		}
-	}
 	if (c->violated)
 		evbuffer_drain(in, evbuffer_get_length(in));
-	if (ended && !c->violated) {
-		h2_free(c, "eof");
-		return;
-	}
 	h2_flush(c);
 }
 
@@ -602,6 +580,7 @@ struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 	if (!bev)
 		return NULL;
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	tls_read_install(bev); /* every record the client queued, in few reads */
 	struct h2_conn *c = h2_conn_start(w, bev, ssl, sni, peer, peer_len);
 	if (c)
 		h2_schedule(c); /* our SETTINGS go first */
