@@ -281,10 +281,14 @@ void worker_maybe_finish(struct worker *w)
 void worker_join(struct worker *w)
 {
 	pthread_join(w->thread, NULL);
-	/* Anything still open after a forced stop is closed with the base. */
+	/* Anything still open after a forced stop is freed here. */
 	proxy_accept_drain(w);
 	while (w->handshakes)
 		tls_conn_drain(w);
+	while (w->conns)
+		h1_conn_close_now(w->conns);
+	while (w->h2_conns)
+		h2_conn_close_now(w->h2_conns);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].l)
 			evconnlistener_free(w->listeners[i].l);

@@ -79,6 +79,11 @@ static void h1_free(struct h1_conn *c, const char *why)
 	worker_maybe_finish(w);
 }
 
+void h1_conn_close_now(struct h1_conn *c)
+{
+	h1_free(c, "stopped");
+}
+
 void h1_read_enable(struct h1_conn *c)
 {
 	bufferevent_enable(c->bev, EV_READ);

@@ -29,5 +29,8 @@ void h1_conn_routes_changed(struct h1_conn *c);
 /* h1_conn_drain: finish the current request, then close; close now if idle. */
 void h1_conn_drain(struct h1_conn *c);
 
+/* h1_conn_close_now: free it as it stands (after a forced stop). */
+void h1_conn_close_now(struct h1_conn *c);
+
 /* h1_conn_next: the next connection in the worker's list. */
 struct h1_conn *h1_conn_next(const struct h1_conn *c);

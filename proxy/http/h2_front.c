@@ -91,6 +91,11 @@ static void h2_free(struct h2_conn *c, const char *why)
 	worker_maybe_finish(w);
 }
 
+void h2_conn_close_now(struct h2_conn *c)
+{
+	h2_free(c, "stopped");
+}
+
 /* h2_close: send what is queued (a GOAWAY, usually), then free. */
 static void h2_close(struct h2_conn *c, const char *why)
 {
