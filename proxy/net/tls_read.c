@@ -106,10 +106,13 @@ void tls_read_kick(struct bufferevent *bev)
 {
 	if (event_get_callback(&bev->ev_read) != tls_read_cb ||
 	    !(bufferevent_get_enabled(bev) & EV_READ) ||
-	    !SSL_has_pending(bufferevent_openssl_get_ssl(bev)) ||
 	    over_high(bev, bufferevent_get_input(bev)))
 		return;
-	event_active(&bev->ev_read, EV_READ, 1);
+	/* Bytes read ahead, or a close_notify read with the last data whose
+	 * end of file was not reported yet: neither makes the socket readable. */
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (SSL_has_pending(ssl) || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN))
+		event_active(&bev->ev_read, EV_READ, 1);
 }
 
 void tls_read_install(struct bufferevent *bev)

@@ -7,8 +7,9 @@
  * queued several waits a loop turn per record.
  *
  * tls_read_install turns read-ahead on and gives the bufferevent a read
- * callback that takes every record OpenSSL holds or the socket has, up to
- * 64 KiB per turn. Read-ahead means OpenSSL may hold bytes no readiness
+ * callback that reads the socket once (OpenSSL takes what fits its read
+ * buffer, about 16 KiB) and then every record OpenSSL holds, up to 64 KiB
+ * per callback. Read-ahead means OpenSSL may hold bytes no readiness
  * event announces, so the callback leaves none behind unless it is over
  * the read high watermark (then a drain of the input resumes it) or over
  * its budget (then it runs again next turn); a front that disables
