@@ -1,16 +1,15 @@
 #include "proxy/net/socket_read.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_struct.h> /* ev_read and timeout_read: public, if frowned on */
 #include <event2/event.h>
 
+#include "proxy/net/read_hook.h"
+
 #define SOCKET_READ_FIRST 4096         /* most answers fit; a small chain for them */
-#define SOCKET_READ_MORE (64 * 1024)
 #define SOCKET_READ_MAX (64 * 1024) /* per readiness: then the next connection's turn */
 
 /* read_some: up to `max` bytes into in; >0 read, 0 nothing (EAGAIN), -1 end
@@ -56,7 +55,7 @@ static ssize_t read_some(evutil_socket_t fd, struct evbuffer *in, size_t max)
 		got += (size_t)n;
 		if ((size_t)n < room)
 			break;
-		want = max - got < SOCKET_READ_MORE ? max - got : SOCKET_READ_MORE;
+		want = max - got;
 	}
 	return (ssize_t)got;
 }
@@ -64,48 +63,25 @@ static ssize_t read_some(evutil_socket_t fd, struct evbuffer *in, size_t max)
 static void socket_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bufferevent *bev = arg;
-	short fail = BEV_EVENT_READING;
 	if (what & EV_TIMEOUT) {
-		fail |= BEV_EVENT_TIMEOUT;
-	} else {
-		struct evbuffer *in = bufferevent_get_input(bev);
-		size_t max = SOCKET_READ_MAX;
-		size_t low = 0, high = 0;
-		bufferevent_getwatermark(bev, EV_READ, &low, &high);
-		if (high) {
-			size_t len = evbuffer_get_length(in);
-			if (len >= high)
-				return; /* libevent suspends reading here and resumes it itself */
-			if (high - len < max)
-				max = high - len;
-		}
-		/* A socket bufferevent keeps its input's end frozen between reads. */
-		evbuffer_unfreeze(in, 0);
-		ssize_t n = read_some(fd, in, max);
-		evbuffer_freeze(in, 0);
-		if (n == 0)
-			return;
-		if (n > 0) {
-			bufferevent_trigger(bev, EV_READ, 0);
-			return;
-		}
-		fail |= n == -1 ? BEV_EVENT_EOF : BEV_EVENT_ERROR;
+		read_hook_fail(bev, BEV_EVENT_TIMEOUT);
+		return;
 	}
-	/* As libevent's own callback: reading stops, the event callback hears why. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_trigger_event(bev, fail, 0);
+	size_t max = read_hook_room(bev, SOCKET_READ_MAX);
+	if (max == 0)
+		return;
+	/* A socket bufferevent keeps its input's end frozen between reads. */
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_unfreeze(in, 0);
+	ssize_t n = read_some(fd, in, max);
+	evbuffer_freeze(in, 0);
+	if (n > 0)
+		bufferevent_trigger(bev, EV_READ, 0);
+	else if (n < 0)
+		read_hook_fail(bev, n == -1 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
 }
 
 void socket_read_install(struct bufferevent *bev)
 {
-	if (event_get_callback(&bev->ev_read) == socket_read_cb)
-		return;
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	bool pending = event_pending(&bev->ev_read, EV_READ, NULL);
-	event_del(&bev->ev_read);
-	event_assign(&bev->ev_read, bev->ev_base, fd, EV_READ | EV_PERSIST | EV_FINALIZE,
-		     socket_read_cb, bev);
-	if (pending)
-		event_add(&bev->ev_read,
-			  evutil_timerisset(&bev->timeout_read) ? &bev->timeout_read : NULL);
+	read_hook_install(bev, socket_read_cb);
 }

@@ -6,19 +6,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h> /* ev_read and timeout_read: public, if frowned on */
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "proxy/net/read_hook.h"
+
 #define TLS_READ_CHUNK (16 * 1024) /* a record's payload at most */
 #define TLS_READ_MAX (64 * 1024)   /* per turn: then the next connection's */
 
-static bool over_high(struct bufferevent *bev, struct evbuffer *in)
+static bool over_high(struct bufferevent *bev)
 {
-	size_t low = 0, high = 0;
-	bufferevent_getwatermark(bev, EV_READ, &low, &high);
-	return high && evbuffer_get_length(in) >= high;
+	return read_hook_room(bev, 1) == 0;
 }
 
 /* read_failure: what an SSL_read that returned r <= 0 means: 0 for "no more
@@ -43,23 +42,23 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct bufferevent *bev = arg;
 	(void)fd;
-	short fail = 0;
 	if (what & EV_TIMEOUT) {
-		fail = BEV_EVENT_TIMEOUT;
-		goto failed;
+		read_hook_fail(bev, BEV_EVENT_TIMEOUT);
+		return;
 	}
 	if (!(bufferevent_get_enabled(bev) & EV_READ))
 		return; /* a rerun after reading was disabled: tls_read_kick resumes */
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t got = 0;
+	short fail = 0;
 	/* The first SSL_read reads the socket (read-ahead: all it has, up to
 	 * OpenSSL's buffer); the next ones only while OpenSSL holds bytes. */
 	while (got == 0 || SSL_has_pending(ssl)) {
-		if (over_high(bev, in))
+		if (over_high(bev))
 			break; /* libevent suspended reading; a drain resumes it */
 		if (got >= TLS_READ_MAX) {
-			event_active(&bev->ev_read, EV_READ, 1);
+			read_hook_rerun(bev);
 			break;
 		}
 		struct evbuffer_iovec v;
@@ -81,16 +80,12 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (got) {
 		/* An end or error met after data is met again on the rerun. */
 		if (fail)
-			event_active(&bev->ev_read, EV_READ, 1);
+			read_hook_rerun(bev);
 		bufferevent_trigger(bev, EV_READ, 0);
 		return;
 	}
-	if (!fail)
-		return;
-failed:
-	/* As libevent's own callback: reading stops, the event callback hears why. */
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_trigger_event(bev, (short)(BEV_EVENT_READING | fail), 0);
+	if (fail)
+		read_hook_fail(bev, fail);
 }
 
 /* input_drained: the front consumed input; if that took it below the high
@@ -104,29 +99,21 @@ static void input_drained(struct evbuffer *in, const struct evbuffer_cb_info *in
 
 void tls_read_kick(struct bufferevent *bev)
 {
-	if (event_get_callback(&bev->ev_read) != tls_read_cb ||
-	    !(bufferevent_get_enabled(bev) & EV_READ) ||
-	    over_high(bev, bufferevent_get_input(bev)))
+	if (!read_hook_is(bev, tls_read_cb) || !(bufferevent_get_enabled(bev) & EV_READ) ||
+	    over_high(bev))
 		return;
 	/* Bytes read ahead, or a close_notify read with the last data whose
 	 * end of file was not reported yet: neither makes the socket readable. */
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	if (SSL_has_pending(ssl) || (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN))
-		event_active(&bev->ev_read, EV_READ, 1);
+		read_hook_rerun(bev);
 }
 
 void tls_read_install(struct bufferevent *bev)
 {
-	if (event_get_callback(&bev->ev_read) == tls_read_cb)
+	if (read_hook_is(bev, tls_read_cb))
 		return;
 	SSL_set_read_ahead(bufferevent_openssl_get_ssl(bev), 1);
-	evutil_socket_t fd = bufferevent_getfd(bev);
-	bool pending = event_pending(&bev->ev_read, EV_READ, NULL);
-	event_del(&bev->ev_read);
-	event_assign(&bev->ev_read, bev->ev_base, fd, EV_READ | EV_PERSIST | EV_FINALIZE,
-		     tls_read_cb, bev);
-	if (pending)
-		event_add(&bev->ev_read,
-			  evutil_timerisset(&bev->timeout_read) ? &bev->timeout_read : NULL);
+	read_hook_install(bev, tls_read_cb);
 	evbuffer_add_cb(bufferevent_get_input(bev), input_drained, bev);
 }
