@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "WARNING: ThreadSanitizer")
 SETPRIV = shutil.which("setpriv")
@@ -57,6 +59,31 @@ def is_sanitized(binary):
             return b"__asan_init" in f.read()
     except OSError:
         return False
+
+
+def bench_smoke(tool, portier_bin, out, timeout):
+    """bench_smoke: run a bench tool (bench/run, bench/scale) in its smoke mode and
+    return (results JSON, stdout), or skip when its figures would mean nothing
+    (sanitizer build) or it cannot run here (not root, CPUs 0 and 1 missing).
+    A run past the timeout gets SIGTERM, not SIGKILL: the tool then stops what
+    it started, and the test fails."""
+    if is_sanitized(portier_bin):
+        pytest.skip("bench figures are meaningless under ASan")
+    if os.geteuid() != 0 or not {0, 1} <= os.sched_getaffinity(0):
+        pytest.skip(f"{Path(tool).name} needs root and CPUs 0 and 1")
+    proc = subprocess.Popen([str(tool), "--smoke", "--portier", str(portier_bin),
+                             "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    name = f"{Path(tool).parent.name}/{Path(tool).name} --smoke"
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        stdout, stderr = proc.communicate(timeout=150)
+        raise AssertionError(f"{name} still running after {timeout} s:\n{stdout}\n{stderr}")
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{stdout}\n{stderr}"
+    assert Path(out).is_file(), f"no results JSON at {out}:\n{stdout}"
+    return json.loads(Path(out).read_text()), stdout
 
 
 class Portier:

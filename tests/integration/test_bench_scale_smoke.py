@@ -12,15 +12,13 @@ tools reach for apt-get).
 """
 
 import importlib.util
-import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import is_sanitized
+from harness import bench_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_SCALE = REPO_ROOT / "bench" / "scale"
@@ -33,12 +31,6 @@ TOOLS = {"wrk": "wrk", "taskset": "util-linux", "curl": "curl", "openssl": "open
 @pytest.fixture(scope="module")
 def smoke(portier_bin, tmp_path_factory):
     """smoke: (results JSON, stdout) of one `bench/scale --smoke`."""
-    if is_sanitized(portier_bin):
-        pytest.skip("bench figures are meaningless under ASan")
-    if os.geteuid() != 0:
-        pytest.skip("bench/scale's certs and keys parts need root")
-    if not {0, 1} <= os.sched_getaffinity(0):
-        pytest.skip("bench/scale needs CPUs 0 and 1")
     missing = sorted({pkg for tool, pkg in TOOLS.items() if not shutil.which(tool)})
     if not os.path.exists("/usr/include/openssl/ssl.h"):
         missing.append("libssl-dev")
@@ -47,20 +39,7 @@ def smoke(portier_bin, tmp_path_factory):
     if missing:
         pytest.skip(f"missing packages: {' '.join(missing)}")
     out = tmp_path_factory.mktemp("bench-scale") / "smoke.json"
-    proc = subprocess.Popen([str(BENCH_SCALE), "--smoke", "--portier", str(portier_bin),
-                             "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # SIGTERM, not SIGKILL: bench/scale then has the running tool stop what it started.
-        proc.terminate()
-        stdout, stderr = proc.communicate(timeout=150)
-        pytest.fail(f"bench/scale --smoke still running after {TIMEOUT} s:\n{stdout}\n{stderr}")
-    assert proc.returncode == 0, \
-        f"bench/scale --smoke exited {proc.returncode}:\n{stdout}\n{stderr}"
-    assert out.is_file(), f"no results JSON at {out}:\n{stdout}"
-    return json.loads(out.read_text()), stdout
+    return bench_smoke(BENCH_SCALE, portier_bin, out, TIMEOUT)
 
 
 def figures(smoke, part):

@@ -10,15 +10,12 @@ fewer than 2 CPUs, or when wrk/h2load are missing (tests/deps.sh installs them; 
 test never lets the harness reach for apt-get).
 """
 
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import is_sanitized
+from harness import bench_smoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BENCH_RUN = REPO_ROOT / "bench" / "run"
@@ -30,30 +27,12 @@ TIMEOUT = 240  # a smoke run takes 20-70 s on the 2-core dev VM
 @pytest.fixture(scope="module")
 def smoke(portier_bin, tmp_path_factory):
     """smoke: (results JSON, harness stdout) of one `bench/run --smoke`."""
-    if is_sanitized(portier_bin):
-        pytest.skip("bench figures are meaningless under ASan")
-    if os.geteuid() != 0:
-        pytest.skip("bench/run needs root (unshare -m for wrk's host name)")
-    if not {0, 1} <= os.sched_getaffinity(0):
-        pytest.skip("bench/run needs CPUs 0 and 1")
     missing = [t for t in ("wrk", "h2load", "curl", "openssl", "taskset", "unshare")
                if not shutil.which(t)]
     if missing:
         pytest.skip(f"missing {', '.join(missing)} (bash tests/deps.sh test)")
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
-    proc = subprocess.Popen([str(BENCH_RUN), "--smoke", "--portier", str(portier_bin),
-                             "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # SIGTERM, not SIGKILL: the harness then stops the servers it started.
-        proc.terminate()
-        stdout, stderr = proc.communicate(timeout=60)
-        pytest.fail(f"bench/run --smoke still running after {TIMEOUT} s:\n{stdout}\n{stderr}")
-    assert proc.returncode == 0, f"bench/run --smoke exited {proc.returncode}:\n{stdout}\n{stderr}"
-    assert out.is_file(), f"no results JSON at {out}:\n{stdout}"
-    return json.loads(out.read_text()), stdout
+    return bench_smoke(BENCH_RUN, portier_bin, out, TIMEOUT)
 
 
 def test_smoke_writes_json(smoke):

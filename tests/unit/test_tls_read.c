@@ -14,6 +14,7 @@
  * callbacks.
  */
 #include "tests/unit/check.h"
+#include "tests/unit/loop_check.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +22,6 @@
 #include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -42,19 +42,6 @@
 #define BIG_RBUF (256 * 1024)  /* an OpenSSL read buffer that takes all a test sends */
 #define STREAM_LEN (128 * 1024)
 #define MAX_CALLS 16
-#define MAX_PASSES 32
-#define GUARD_MS 2000 /* no loop that waits for a timer waits longer */
-
-static uint8_t stream[STREAM_LEN]; /* what the client sends: stream[0..n), never periodic at 256 */
-
-static void stream_init(void)
-{
-	uint32_t x = 0x9e3779b9u;
-	for (size_t i = 0; i < sizeof stream; i++) {
-		x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-		stream[i] = (uint8_t)x;
-	}
-}
 
 /* TLS contexts */
 
@@ -324,56 +311,9 @@ static void passes(struct fixture *f, int n, int reads)
 		pass(f);
 }
 
-struct guard {
-	struct event_base *base;
-	bool fired;
-};
-
-static void guard_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct guard *g = arg;
-	g->fired = true;
-	event_base_loopbreak(g->base);
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* wait_events: loop passes that may wait, until an event callback ran, at
- * most MAX_PASSES of them and GUARD_MS; the milliseconds it took, -1 if
- * the guard fired. */
 static long long wait_events(struct fixture *f)
 {
-	struct guard g = { f->base, false };
-	struct event *ev = evtimer_new(f->base, guard_fire, &g);
-	if (!ev)
-		return -1;
-	struct timeval tv = { GUARD_MS / 1000, (GUARD_MS % 1000) * 1000 };
-	evtimer_add(ev, &tv);
-	long long start = mono_ms();
-	int before = f->r.events;
-	for (int i = 0; i < MAX_PASSES && f->r.events == before && !g.fired; i++)
-		event_base_loop(f->base, EVLOOP_ONCE);
-	long long took = mono_ms() - start;
-	event_free(ev);
-	return g.fired ? -1 : took;
-}
-
-/* input_is: the input holds exactly stream[0..n). */
-static bool input_is(struct bufferevent *bev, size_t n)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len = evbuffer_get_length(in);
-	if (len != n) {
-		fprintf(stderr, "input holds %zu bytes, expected %zu\n", len, n);
-		return false;
-	}
-	const uint8_t *p = evbuffer_pullup(in, -1);
-	return n == 0 || (p && memcmp(p, stream, n) == 0);
+	return loop_wait_events(f->base, &f->r.events);
 }
 
 /* got_is: the read callbacks took exactly stream[0..n). */
@@ -384,11 +324,6 @@ static bool got_is(const struct rec *r, size_t n)
 		return false;
 	}
 	return memcmp(r->got, stream, n) == 0;
-}
-
-static bool reading(struct bufferevent *bev)
-{
-	return (bufferevent_get_enabled(bev) & EV_READ) != 0;
 }
 
 /* 1. The read event gets tls_read's callback, for the same socket and
