@@ -587,8 +587,10 @@ struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	tls_read_install(bev); /* every record the client queued, in few reads */
 	struct h2_conn *c = h2_conn_start(w, bev, ssl, sni, peer, peer_len);
-	if (c)
+	if (c) {
 		h2_schedule(c); /* our SETTINGS go first */
+		tls_read_kick(bev); /* frames read ahead with the client's Finished */
+	}
 	return c;
 }
 

@@ -29,6 +29,7 @@ struct tls_conn {
 	int fd;
 	SSL *ssl;
 	struct event *io;       /* readiness of fd for SSL_do_handshake */
+	short io_what;          /* what io waits for (persistent), 0 when off */
 	struct event *deadline; /* handshake must finish by client_header */
 	int64_t deadline_ms;    /* when it fires (clock_mono_ms) */
 	struct sockaddr_storage peer;
@@ -161,6 +162,20 @@ static void tls_conn_wait_order(struct tls_conn *t)
 	evtimer_add(t->deadline, &tv); /* re-adding a pending timer moves it */
 }
 
+/* tls_conn_watch: wait for what (EV_READ, EV_WRITE, or 0 for nothing).
+ * The event persists, so the usual run of reads costs no epoll change. */
+static void tls_conn_watch(struct tls_conn *t, short what)
+{
+	if (what == t->io_what)
+		return;
+	event_del(t->io);
+	t->io_what = what;
+	if (!what)
+		return;
+	event_assign(t->io, t->w->base, t->fd, what | EV_PERSIST, tls_conn_io, t);
+	event_add(t->io, NULL);
+}
+
 static void tls_conn_step(struct tls_conn *t)
 {
 	ERR_clear_error();
@@ -180,6 +195,7 @@ static void tls_conn_step(struct tls_conn *t)
 		break;
 	case SSL_ERROR_WANT_CLIENT_HELLO_CB:
 		t->parked = true; /* woken by tls_conn_cert_result */
+		tls_conn_watch(t, 0); /* the client has nothing to say meanwhile */
 		if (t->mode == CFG_TLS_ACME)
 			tls_conn_wait_order(t);
 		return;
@@ -190,9 +206,7 @@ static void tls_conn_step(struct tls_conn *t)
 		return;
 	}
 	}
-	event_del(t->io);
-	event_assign(t->io, t->w->base, t->fd, what, tls_conn_io, t);
-	event_add(t->io, NULL);
+	tls_conn_watch(t, what);
 }
 
 int tls_conn_init(void)
@@ -215,10 +229,15 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 	t->ssl = ssl;
 	t->peer_len = peer_len < sizeof t->peer ? peer_len : sizeof t->peer;
 	memcpy(&t->peer, peer, t->peer_len);
-	t->io = event_new(w->base, fd, EV_READ, tls_conn_io, t);
+	t->io = event_new(w->base, fd, EV_READ | EV_PERSIST, tls_conn_io, t);
+	t->io_what = EV_READ;
 	t->deadline = evtimer_new(w->base, tls_conn_timeout, t);
 	SSL_set_fd(ssl, fd);
 	SSL_set_accept_state(ssl);
+	/* Whole flights in one read(2) each, not a header then a body per
+	 * record. What it reads past the handshake (a request sent with the
+	 * client's Finished) stays in the SSL; the front's tls_read_kick takes it. */
+	SSL_set_read_ahead(ssl, 1);
 	SSL_set_ex_data(ssl, tls_conn_ex_index, t);
 	t->next = w->handshakes;
 	if (w->handshakes)
