@@ -34,6 +34,16 @@ enum h1_state {
 	H1_CLOSING, /* flushing the last bytes, then close */
 };
 
+/* h1_txn: one request's state, allocated when a request starts and freed
+ * when it is over, so an idle keep-alive connection does not carry it. */
+struct h1_txn {
+	struct h1_conn *c;
+	http_parser parser; /* the head's; bodies use chunk */
+	struct chunked chunk;
+	struct req req;
+	struct exchange ex;
+};
+
 struct h1_conn {
 	struct h1_conn *next, *prev;
 	struct worker *w;
@@ -48,8 +58,10 @@ struct h1_conn {
 	bool head_timer_armed;
 	unsigned n_requests;
 
-	bool in_request;      /* req holds a request */
-	bool in_exchange;     /* ex is live */
+	struct h1_txn *txn;   /* while in_request or in_exchange, else NULL */
+	bool in_request;      /* txn->req holds a request */
+	bool in_exchange;     /* txn->ex is live */
+	char *last_host;      /* the last request's host: h1_conn_routes_changed */
 	bool close_after;     /* close once this response is out */
 	bool resp_head_sent, resp_chunked;
 	bool staging;         /* the answer is composed in stage, not in the output */
@@ -62,16 +74,17 @@ struct h1_conn {
 	bool linger_wanted;   /* a refused body may still be arriving */
 	bool linger;          /* closing: drop what the client still sends */
 	size_t lingered;
-	http_parser parser;   /* the head's; bodies use chunk */
-	struct chunked chunk;
-	struct req req;
-	struct exchange ex;
 };
 
 /* The front's callbacks for its exchange (h1_response.c). */
 extern const struct front_ops h1_ops;
 
 struct timeval h1_tv(uint64_t ms);
+/* h1_txn_begin: c->txn, allocated (zeroed) if there is none; NULL when
+ * out of memory. h1_txn_end frees it once neither request nor exchange
+ * is live; only from a loop callback (h1_kick) or h1_free. */
+struct h1_txn *h1_txn_begin(struct h1_conn *c);
+void h1_txn_end(struct h1_conn *c);
 struct h1_conn *h1_of(struct exchange *ex);
 /* h1_read: the bufferevent read callback, also run to resume reading. */
 void h1_read(struct bufferevent *bev, void *arg);

@@ -41,7 +41,36 @@ struct timeval h1_tv(uint64_t ms)
 
 struct h1_conn *h1_of(struct exchange *ex)
 {
-	return (struct h1_conn *)((char *)ex - offsetof(struct h1_conn, ex));
+	return ((struct h1_txn *)((char *)ex - offsetof(struct h1_txn, ex)))->c;
+}
+
+struct h1_txn *h1_txn_begin(struct h1_conn *c)
+{
+	if (!c->txn) {
+		c->txn = calloc(1, sizeof *c->txn);
+		if (c->txn)
+			c->txn->c = c;
+	}
+	return c->txn;
+}
+
+void h1_txn_end(struct h1_conn *c)
+{
+	if (!c->txn || c->in_request || c->in_exchange)
+		return;
+	free(c->txn);
+	c->txn = NULL;
+}
+
+/* h1_keep_host: remember the request's host for h1_conn_routes_changed;
+ * the copy is kept while the host stays the same, as it does on most
+ * keep-alive connections. */
+static void h1_keep_host(struct h1_conn *c, const struct req *r)
+{
+	if (r->host_len == 0 || (c->last_host && strcmp(c->last_host, r->host) == 0))
+		return;
+	free(c->last_host);
+	c->last_host = strdup(r->host); /* NULL: routes_changed then skips it */
 }
 
 struct h1_conn *h1_conn_next(const struct h1_conn *c)
@@ -54,13 +83,15 @@ static void h1_free(struct h1_conn *c, const char *why)
 {
 	log_debug("client %s: closed (%s)", c->peer.ip, why);
 	if (c->in_exchange) {
-		exchange_finish(&c->ex);
+		exchange_finish(&c->txn->ex);
 		c->in_exchange = false;
 	}
 	if (c->in_request) {
-		req_clear(&c->req);
+		req_clear(&c->txn->req);
 		c->in_request = false;
 	}
+	h1_txn_end(c);
+	free(c->last_host);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->stage)
@@ -137,7 +168,7 @@ void h1_abort(struct h1_conn *c)
 
 static void h1_log(struct h1_conn *c)
 {
-	struct req *r = &c->req;
+	struct req *r = &c->txn->req;
 	req_account(r);
 	access_log_record(c->w->alog, r);
 }
@@ -146,14 +177,17 @@ static void h1_log(struct h1_conn *c)
 void h1_end_request(struct h1_conn *c)
 {
 	if (c->in_exchange) {
-		exchange_finish(&c->ex);
+		exchange_finish(&c->txn->ex);
 		c->in_exchange = false;
 	}
 	if (c->in_request) {
 		h1_log(c);
-		req_clear(&c->req); /* req.host stays: h1_conn_routes_changed reads it */
+		h1_keep_host(c, &c->txn->req);
+		req_clear(&c->txn->req);
 		c->in_request = false;
 	}
+	/* The txn itself goes in h1_kick, from the loop: callers up the stack
+	 * (an exchange failing inside exchange_start) may still touch it. */
 }
 
 /* Request body: chunked bodies are decoded strictly (chunked.h) and
@@ -165,12 +199,12 @@ static void h1_on_chunk_data(void *arg, const char *p, size_t n)
 	if (c->body_too_large)
 		return;
 	c->body_seen += n;
-	c->req.bytes_in += n;
+	c->txn->req.bytes_in += n;
 	if (c->max_body && c->body_seen > c->max_body) {
 		c->body_too_large = true;
 		return;
 	}
-	exchange_request_copy(&c->ex, p, n);
+	exchange_request_copy(&c->txn->ex, p, n);
 }
 
 static void h1_ignore_chunk_data(void *arg, const char *p, size_t n)
@@ -203,7 +237,7 @@ static void h1_body_done(struct h1_conn *c)
 {
 	c->state = H1_WAIT;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	exchange_request_end(&c->ex);
+	exchange_request_end(&c->txn->ex);
 }
 
 /* h1_read_body: feed the backend while it keeps up. */
@@ -211,17 +245,17 @@ static void h1_read_body(struct h1_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (c->state == H1_BODY && evbuffer_get_length(in)) {
-		if (exchange_request_backlog(&c->ex) > H1_HIGH_WATER) {
+		if (exchange_request_backlog(&c->txn->ex) > H1_HIGH_WATER) {
 			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
 		size_t avail = evbuffer_get_length(in);
-		if (!c->req.chunked) {
+		if (!c->txn->req.chunked) {
 			size_t n = (int64_t)avail < c->body_left ? avail : (size_t)c->body_left;
 			c->body_seen += n;
-			c->req.bytes_in += n;
+			c->txn->req.bytes_in += n;
 			c->body_left -= (int64_t)n;
-			exchange_request_body(&c->ex, in, n);
+			exchange_request_body(&c->txn->ex, in, n);
 			if (c->body_left == 0)
 				h1_body_done(c);
 			continue;
@@ -230,17 +264,17 @@ static void h1_read_body(struct h1_conn *c)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			return;
 		const char *why = "bad chunked body";
-		ptrdiff_t used = chunked_decode(&c->chunk, v.iov_base, v.iov_len, h1_on_chunk_data, c,
+		ptrdiff_t used = chunked_decode(&c->txn->chunk, v.iov_base, v.iov_len, h1_on_chunk_data, c,
 						&why);
 		if (used >= 0 && !c->body_too_large) {
 			evbuffer_drain(in, (size_t)used);
-			if (c->chunk.done)
+			if (c->txn->chunk.done)
 				h1_body_done(c);
 			continue;
 		}
 		log_debug("client %s: %s", c->peer.ip, c->body_too_large ? "body too large" : why);
 		int status = c->body_too_large ? 413 : 400;
-		exchange_finish(&c->ex);
+		exchange_finish(&c->txn->ex);
 		c->in_exchange = false;
 		if (c->resp_head_sent) {
 			h1_abort(c);
@@ -262,7 +296,7 @@ static void h1_read_body(struct h1_conn *c)
  * its own ACME client behind portier (tls "off") still gets its validations. */
 static bool h1_acme_http01(struct h1_conn *c)
 {
-	struct req *r = &c->req;
+	struct req *r = &c->txn->req;
 	size_t plen = sizeof H1_ACME_PREFIX - 1;
 	if (c->peer.tls || r->path_len < plen || memcmp(r->path, H1_ACME_PREFIX, plen) != 0)
 		return false;
@@ -281,7 +315,7 @@ static bool h1_acme_http01(struct h1_conn *c)
  * closes the connection (read away first: lingering close). */
 static void h1_answer(struct h1_conn *c, const struct dispatch *d)
 {
-	const struct req *r = &c->req;
+	const struct req *r = &c->txn->req;
 	if (r->content_length > 0 || r->chunked || d->status == 413 || d->status == 414) {
 		c->close_after = true;
 		c->linger_wanted = r->content_length > 0 || r->chunked;
@@ -295,7 +329,7 @@ static void h1_answer(struct h1_conn *c, const struct dispatch *d)
 static void h1_dispatch(struct h1_conn *c)
 {
 	struct worker *w = c->w;
-	struct req *r = &c->req;
+	struct req *r = &c->txn->req;
 	if (h1_acme_http01(c))
 		return;
 	struct dispatch d;
@@ -317,7 +351,7 @@ static void h1_dispatch(struct h1_conn *c)
 	c->body_left = r->content_length > 0 ? r->content_length : 0;
 	c->body_seen = 0;
 	c->body_too_large = false;
-	chunked_init(&c->chunk);
+	chunked_init(&c->txn->chunk);
 	c->in_exchange = true;
 	if (c->state == H1_BODY) {
 		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_idle);
@@ -326,19 +360,19 @@ static void h1_dispatch(struct h1_conn *c)
 	/* In H1_WAIT reading stays on (toggling it costs two epoll_ctl a
 	 * request): pipelined bytes wait in the input, bounded by its high
 	 * watermark, and a client that leaves is noticed at once. */
-	exchange_start(&c->ex, w, r, &h1_ops);
+	exchange_start(&c->txn->ex, w, r, &h1_ops);
 	if (!c->in_exchange)
 		return; /* failed at once, already answered */
 	if (c->state == H1_BODY)
 		h1_read_body(c);
 	else
-		exchange_request_end(&c->ex);
+		exchange_request_end(&c->txn->ex);
 }
 
 /* h1_fill_req: the protocol-neutral request from a parsed head. */
 static int h1_fill_req(struct h1_conn *c, const struct h1_request_head *h)
 {
-	struct req *r = &c->req;
+	struct req *r = &c->txn->req;
 	r->method = h->method_str;
 	r->method_len = h->method_len;
 	r->path = h->path;
@@ -399,12 +433,16 @@ static ssize_t h1_scan_head(struct h1_conn *c, struct evbuffer *in, size_t avail
 /* h1_reject_early: answer before a head could be parsed, then close. */
 static void h1_reject_early(struct h1_conn *c, int status)
 {
-	memset(&c->req, 0, sizeof c->req);
+	if (!h1_txn_begin(c)) {
+		h1_abort(c); /* out of memory */
+		return;
+	}
+	memset(&c->txn->req, 0, sizeof c->txn->req);
 	c->in_request = true;
-	c->req.start_ms = clock_mono_ms();
-	memcpy(c->req.client_ip, c->peer.ip, sizeof c->req.client_ip);
-	c->req.protocol = "HTTP/1.1";
-	req_make_id(&c->req);
+	c->txn->req.start_ms = clock_mono_ms();
+	memcpy(c->txn->req.client_ip, c->peer.ip, sizeof c->txn->req.client_ip);
+	c->txn->req.protocol = "HTTP/1.1";
+	req_make_id(&c->txn->req);
 	h1_error(c, status, true);
 	h1_finish_response(c);
 }
@@ -462,7 +500,11 @@ static void h1_read_head(struct h1_conn *c)
 	c->head_timer_armed = false;
 	evtimer_del(c->timer);
 
-	struct req *r = &c->req;
+	if (!h1_txn_begin(c)) {
+		h1_abort(c); /* out of memory */
+		return;
+	}
+	struct req *r = &c->txn->req;
 	memset(r, 0, sizeof *r);
 	c->in_request = true;
 	c->n_requests++;
@@ -485,7 +527,7 @@ static void h1_read_head(struct h1_conn *c)
 	struct h1_limits lim = {.header_size = limit, .header_count = w->cfg->limits.header_count};
 	struct h1_request_head h;
 	const char *why = "bad request";
-	int status = h1_request_head_parse(r->head_buf, head_len, &lim, &c->parser, r->headers, cap,
+	int status = h1_request_head_parse(r->head_buf, head_len, &lim, &c->txn->parser, r->headers, cap,
 					   &h, &why);
 	if (status == 0 && h1_fill_req(c, &h) < 0) {
 		status = 400;
@@ -515,12 +557,12 @@ void h1_read(struct bufferevent *bev, void *arg)
 	case H1_TUNNEL: {
 		struct evbuffer *in = bufferevent_get_input(c->bev);
 		size_t n = evbuffer_get_length(in);
-		if (exchange_request_backlog(&c->ex) > H1_HIGH_WATER) {
+		if (exchange_request_backlog(&c->txn->ex) > H1_HIGH_WATER) {
 			bufferevent_disable(c->bev, EV_READ);
 			return;
 		}
-		c->req.bytes_in += n;
-		exchange_request_body(&c->ex, in, n);
+		c->txn->req.bytes_in += n;
+		exchange_request_body(&c->txn->ex, in, n);
 		break;
 	}
 	case H1_CLOSING: {
@@ -545,7 +587,7 @@ static void h1_write(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->in_exchange)
-		exchange_response_drained(&c->ex);
+		exchange_response_drained(&c->txn->ex);
 }
 
 static void h1_event(struct bufferevent *bev, short what, void *arg)
@@ -558,7 +600,7 @@ static void h1_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (c->in_request)
-		c->req.status = c->req.status ? c->req.status : 499; /* client went away */
+		c->txn->req.status = c->txn->req.status ? c->txn->req.status : 499; /* client went away */
 	h1_end_request(c);
 	h1_free(c, what & BEV_EVENT_TIMEOUT ? "timeout" : what & BEV_EVENT_EOF ? "eof" : "error");
 }
@@ -575,10 +617,11 @@ static void h1_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state != H1_HEAD)
 		return;
-	if (c->head_timer_armed && evbuffer_get_length(bufferevent_get_input(c->bev))) {
+	if (c->head_timer_armed && evbuffer_get_length(bufferevent_get_input(c->bev)) &&
+	    h1_txn_begin(c)) {
 		c->in_request = true;
-		memset(&c->req, 0, sizeof c->req);
-		req_make_id(&c->req);
+		memset(&c->txn->req, 0, sizeof c->txn->req);
+		req_make_id(&c->txn->req);
 		h1_error(c, 408, true);
 		c->in_request = false;
 		h1_close_after_flush(c);
@@ -619,6 +662,7 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!c->aborted)
 		h1_push(c);
+	h1_txn_end(c); /* between requests: an idle connection keeps none */
 	if (c->state == H1_CLOSING) {
 		if (c->aborted || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 			h1_closing_flushed(c);
@@ -629,8 +673,10 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 
 void h1_conn_routes_changed(struct h1_conn *c)
 {
-	if (c->n_requests == 0 || c->state == H1_CLOSING || c->req.host_len == 0 ||
-	    snapshot_tenant_for_host(c->w->routes, c->req.host, c->req.host_len))
+	/* The request under way, else the last one. */
+	const char *host = c->in_request ? c->txn->req.host : c->last_host;
+	if (c->n_requests == 0 || c->state == H1_CLOSING || !host || !host[0] ||
+	    snapshot_tenant_for_host(c->w->routes, host, strlen(host)))
 		return;
 	/* Its tenant is gone: finish what is under way, then close. */
 	c->close_after = true;

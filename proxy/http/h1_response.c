@@ -36,7 +36,7 @@ void h1_push(struct h1_conn *c)
 	/* No write callback follows a direct write: a backend paused for the
 	 * backlog is resumed here instead. */
 	if (c->in_exchange && evbuffer_get_length(out) < H1_LOW_WATER)
-		exchange_response_drained(&c->ex);
+		exchange_response_drained(&c->txn->ex);
 }
 
 /* h1_write_status: status line and portier's own headers for a response. */
@@ -44,7 +44,7 @@ static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
 {
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, response_reason(status));
 	if (c->in_request)
-		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->req.id);
+		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", c->txn->req.id);
 }
 
 /* h1_respond: a complete response portier makes itself. */
@@ -57,12 +57,12 @@ void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *bo
 	h1_write_status(c, out, status);
 	evbuffer_add_printf(out, "Content-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", ctype,
 			    body_len, extra ? extra : "", c->close_after ? "Connection: close\r\n" : "");
-	if (!(c->in_request && c->req.is_head))
+	if (!(c->in_request && c->txn->req.is_head))
 		evbuffer_add(out, body, body_len);
 	c->resp_head_sent = true;
 	if (c->in_request) {
-		c->req.status = status;
-		c->req.bytes_out += body_len;
+		c->txn->req.status = status;
+		c->txn->req.bytes_out += body_len;
 	}
 }
 
@@ -71,12 +71,12 @@ void h1_respond(struct h1_conn *c, int status, const char *ctype, const char *bo
 void h1_error(struct h1_conn *c, int status, bool close)
 {
 	char body[128];
-	size_t n = response_error_body(body, sizeof body, status, c->in_request ? c->req.id : NULL);
+	size_t n = response_error_body(body, sizeof body, status, c->in_request ? c->txn->req.id : NULL);
 	if (close)
 		c->close_after = true;
 	/* A refused request whose body is still coming: read it away before closing. */
 	if (close && c->in_request &&
-	    (c->state == H1_BODY || (c->state == H1_HEAD && (c->req.content_length > 0 || c->req.chunked))))
+	    (c->state == H1_BODY || (c->state == H1_HEAD && (c->txn->req.content_length > 0 || c->txn->req.chunked))))
 		c->linger_wanted = true;
 	h1_respond(c, status, "text/plain; charset=utf-8", body, n, NULL);
 }
@@ -100,7 +100,7 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 			 size_t n, int64_t content_length, bool bodiless)
 {
 	struct h1_conn *c = h1_of(ex);
-	struct req *r = &c->req;
+	struct req *r = &c->txn->req;
 	struct evbuffer *out = h1_stage_begin(c);
 	r->status = (int)status;
 	if (c->w->draining || !r->keep_alive)
@@ -154,7 +154,7 @@ static void h1_resp_data(struct exchange *ex, struct evbuffer *src, size_t n)
 	direct_write_move(out, src, n);
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
-	c->req.bytes_out += n;
+	c->txn->req.bytes_out += n;
 	if (c->staging)
 		event_active(c->kick, 0, 0); /* a streamed body leaves as it comes */
 }
@@ -170,7 +170,7 @@ static void h1_resp_copy(struct exchange *ex, const char *p, size_t n)
 	evbuffer_add(out, p, n);
 	if (c->resp_chunked)
 		evbuffer_add(out, "\r\n", 2);
-	c->req.bytes_out += n;
+	c->txn->req.bytes_out += n;
 	if (c->staging)
 		event_active(c->kick, 0, 0);
 }
