@@ -6,7 +6,7 @@ what=${1:-all}
 build_pkgs=(build-essential meson ninja-build pkg-config curl openssl ca-certificates
   libevent-dev libssl-dev libnghttp2-dev libpcre2-dev libjansson-dev libhttp-parser-dev libyaml-dev)
 test_pkgs=(python3 python3-pytest python3-pytest-timeout python3-requests python3-websockets python3-h2
-  python3-cryptography nghttp2-client wrk clang docker-compose pebble)
+  python3-cryptography nghttp2-client wrk clang docker-compose pebble linux-perf)
 pkgs=("${build_pkgs[@]}")
 [ "$what" = build ] || pkgs+=("${test_pkgs[@]}")
 missing=()

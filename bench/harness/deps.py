@@ -14,6 +14,7 @@ TOOLS = {
     "curl": "curl",
     "taskset": "util-linux",
     "unshare": "util-linux",
+    "perf": "linux-perf",
 }
 # what every run needs, whatever the proxies and the backend
 BASE = ("wrk", "h2load", "openssl", "curl", "taskset", "unshare")

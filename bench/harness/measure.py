@@ -5,7 +5,7 @@ import dataclasses
 import os
 import time
 
-from . import h2load, load, procs, proxies, pyclients, workdir
+from . import h2load, load, procs, profile, proxies, pyclients, workdir
 
 
 @dataclasses.dataclass
@@ -21,6 +21,7 @@ class Setup:
     nofile: int
     max_conns: int
     portier: str
+    profile: bool = False     # perf record each measured run (harness/profile.py)
 
 
 def _generator(sc, st, port):
@@ -38,15 +39,22 @@ def _generator(sc, st, port):
     raise ValueError(sc.kind)
 
 
-def _load(sc, st, proxy, port):
+def _load(sc, st, proxy, port, perf_data):
     gen = _generator(sc, st, port)
     warm_errors = 0
     if st.warmup:
         w = gen(st.warmup, None)
         warm_errors = w["non_2xx"] + w["socket_errors"]
     cpu0, bcpu0 = procs.cpu_seconds(proxy.pgid), procs.cpu_seconds(st.backend.pgid)
+    rec = profile.Recorder(perf_data, procs.group_pids(proxy.pgid), st.load_cpu) \
+        if st.profile else None
+    if rec:
+        rec.start()
     busy0, t0 = procs.cpu_busy_seconds(st.proxy_cpu), time.monotonic()
-    res = gen(st.duration, proxy.pgid)
+    try:
+        res = gen(st.duration, proxy.pgid)
+    finally:
+        parts = rec.stop() if rec else None
     wall = time.monotonic() - t0
     cpu = procs.cpu_seconds(proxy.pgid) - cpu0
     bcpu = procs.cpu_seconds(st.backend.pgid) - bcpu0
@@ -56,7 +64,11 @@ def _load(sc, st, proxy, port):
     if not res["requests"]:
         raise RuntimeError(f"no successful request; {res['socket_errors_detail'] or ''}\n"
                            f"{res['raw'][-1500:]}")
-    return {
+    out = {"profile": parts} if parts else {}
+    for part, share in (parts or {}).items():
+        if part != "error":
+            out[f"cpu_us_{part}"] = share / 100 * cpu * 1e6 / n
+    return out | {
         "rps": res["rps"], "requests": res["requests"],
         "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
         "cpu_s": cpu, "cpu_us_per_req": cpu * 1e6 / n,
@@ -112,7 +124,8 @@ def measure(sc, name, rnd, st):
         if sc.kind == "idle":
             rec.update(_idle(sc, st, proxy, port, rss_idle, pss_idle))
         else:
-            rec.update(_load(sc, st, proxy, port))
+            rec.update(_load(sc, st, proxy, port,
+                             st.wd.path(f"perf-{name}-{sc.name}-round{rnd}.data")))
         if not proxy.alive():
             raise RuntimeError(f"{name} died during the run:\n{proxy.log_tail()}")
         rec["loadavg"] = procs.loadavg()

@@ -1,6 +1,8 @@
 """Medians over the rounds, portier's ratios to the best peer, and the one table."""
 import statistics
 
+from . import profile
+
 # key in a run record -> (column title, format); every key also goes to the JSON medians
 COLUMNS = [
     ("rps", "req/s", "{:.0f}"),
@@ -15,7 +17,8 @@ COLUMNS = [
     ("errors", "errors", "{:.0f}"),
 ]
 EXTRA = ["requests", "backend_cpu_us_per_req", "pss_idle_mib", "pss_load_mib",
-         "pss_kib_per_conn", "open_seconds", "connections"]
+         "pss_kib_per_conn", "open_seconds", "connections"] + \
+    [f"cpu_us_{p}" for p in profile.PARTS]
 # metric -> (column title, True when higher is better)
 RATIOS = [("rps", "req/s", True), ("cpu_us_per_req", "CPU/req", False),
           ("kib_per_conn", "KiB/conn", False)]
@@ -100,6 +103,27 @@ def table(med, rat):
         return "  ".join(c.rjust(w) if i > 1 else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def profile_table(med):
+    """--profile: CPU us/req split into profile.PARTS, medians over the rounds; the
+    last column is what every proxy here shares (kernel + syscall + openssl)."""
+    keys = [f"cpu_us_{p}" for p in profile.PARTS]
+    head = ["scenario", "proxy"] + list(profile.PARTS) + ["total", "shared"]
+    rows = []
+    for sc, by_proxy in med.items():
+        for name, m in by_proxy.items():
+            if all(k in m for k in keys):
+                v = [m[k] for k in keys]
+                rows.append([sc, name] + [f"{x:.1f}" for x in v] +
+                            [f"{sum(v):.1f}", f"{sum(v[:3]):.1f}"])
+    if not rows:
+        return "no profile (is perf installed and allowed? see the runs' \"profile\" in the JSON)"
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join(["where the CPU goes, us/req (perf, 999 Hz; harness/profile.py):",
+                      fmt(head), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
 def notes(rat, failures):

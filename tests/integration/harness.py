@@ -61,8 +61,9 @@ def is_sanitized(binary):
         return False
 
 
-def bench_smoke(tool, portier_bin, out, timeout):
-    """bench_smoke: run a bench tool (bench/run, bench/scale) in its smoke mode and
+def bench_smoke(tool, portier_bin, out, timeout, extra=()):
+    """bench_smoke: run a bench tool (bench/run, bench/scale) in its smoke mode (plus
+    the arguments in extra) and
     return (results JSON, stdout), or skip when its figures would mean nothing
     (sanitizer build) or it cannot run here (not root, CPUs 0 and 1 missing).
     A run past the timeout gets SIGTERM, not SIGKILL: the tool then stops what
@@ -72,7 +73,7 @@ def bench_smoke(tool, portier_bin, out, timeout):
     if os.geteuid() != 0 or not {0, 1} <= os.sched_getaffinity(0):
         pytest.skip(f"{Path(tool).name} needs root and CPUs 0 and 1")
     proc = subprocess.Popen([str(tool), "--smoke", "--portier", str(portier_bin),
-                             "--out", str(out)],
+                             "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     name = f"{Path(tool).parent.name}/{Path(tool).name} --smoke"
     try:
