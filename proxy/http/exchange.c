@@ -138,7 +138,11 @@ static void exchange_connected(struct exchange *ex)
 	 * in the output buffer as usual. */
 	struct evbuffer *head = w->scratch;
 	evbuffer_drain(head, evbuffer_get_length(head));
-	headers_write_upstream(head, r, body_len, r->chunked);
+	if (headers_write_upstream(head, r, body_len, r->chunked) != 0) {
+		evbuffer_drain(head, evbuffer_get_length(head));
+		exchange_fail(ex, 502, "out of memory");
+		return;
+	}
 	evbuffer_add_buffer(head, ex->pending);
 	evbuffer_write(head, bufferevent_getfd(ex->up));
 	if (evbuffer_get_length(head))

@@ -513,7 +513,7 @@ static void h1_read_head(struct h1_conn *c)
 	r->protocol = "HTTP/1.1";
 	r->head_buf = malloc(head_len + 1);
 	unsigned cap = w->cfg->limits.header_count + 1;
-	r->headers = calloc(cap, sizeof *r->headers);
+	r->headers = malloc(cap * sizeof *r->headers); /* the parser fills what it counts */
 	if (!r->head_buf || !r->headers) {
 		req_make_id(r);
 		h1_error(c, 500, true);

@@ -117,9 +117,9 @@ static bool h1_mem_ieq(const char *a, size_t alen, const char *b, size_t blen)
 	return true;
 }
 
-bool h1_token_eq(const char *a, size_t alen, const char *b)
+bool h1_ieq(const char *a, const char *b, size_t n)
 {
-	return h1_mem_ieq(a, alen, b, strlen(b));
+	return h1_mem_ieq(a, n, b, n);
 }
 
 /* h1_trim: strip optional whitespace (SP, HTAB) from both ends of [*s, *s+*n). */

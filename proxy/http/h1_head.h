@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <http_parser.h>
 
@@ -74,5 +75,13 @@ int h1_response_head_parse(const char *buf, size_t len, const struct h1_limits *
 			   bool is_head_request, http_parser *parser, struct h1_header *headers,
 			   size_t cap, struct h1_response_head *out, const char **why);
 
-/* h1_token_eq: case-insensitive comparison of a header name or token. */
-bool h1_token_eq(const char *a, size_t alen, const char *b);
+/* h1_ieq: the n bytes at a and b are equal but for ASCII case. */
+bool h1_ieq(const char *a, const char *b, size_t n);
+
+/* h1_token_eq: case-insensitive comparison of a header name or token with
+ * the string b. Inline so that the length test comes first and, b being a
+ * literal at most call sites, its strlen folds to a constant. */
+static inline bool h1_token_eq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && h1_ieq(a, b, alen);
+}

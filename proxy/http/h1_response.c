@@ -10,6 +10,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/http/head_out.h"
 #include "proxy/http/response.h"
 #include "proxy/net/direct_write.h"
 
@@ -108,38 +109,52 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	/* Room for the head and a small body in one chain: bufferevent_openssl
 	 * writes a TLS record per chain, so this saves a record and a write. */
 	evbuffer_expand(out, DIRECT_WRITE_COALESCE);
-	evbuffer_add_printf(out, "HTTP/1.1 %u %s\r\n", status, response_reason((int)status));
+	struct head_out h;
+	head_out_begin(&h, out);
+	HEAD_OUT_LIT(&h, "HTTP/1.1 ");
+	head_out_uint(&h, status, 10);
+	HEAD_OUT_LIT(&h, " ");
+	head_out_str(&h, response_reason((int)status));
+	HEAD_OUT_LIT(&h, "\r\n");
 	bool has_id = false;
 	for (size_t i = 0; i < n; i++) {
-		if (h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
+		if (hs[i].name_len == 12 && h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
 			has_id = true;
-		evbuffer_add(out, hs[i].name, hs[i].name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, hs[i].value, hs[i].value_len);
-		evbuffer_add(out, "\r\n", 2);
+		head_out_field(&h, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len);
 	}
-	if (!has_id)
-		evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
+	if (!has_id) {
+		HEAD_OUT_LIT(&h, "X-Request-Id: ");
+		head_out_str(&h, r->id);
+		HEAD_OUT_LIT(&h, "\r\n");
+	}
 	if (r->tls && r->route.tenant->hsts)
-		evbuffer_add(out, "Strict-Transport-Security: max-age=31536000\r\n", 46);
+		HEAD_OUT_LIT(&h, "Strict-Transport-Security: max-age=31536000\r\n");
 	c->resp_chunked = false;
 	if (status == 101) {
-		evbuffer_add(out, "Connection: upgrade\r\n", 21);
+		HEAD_OUT_LIT(&h, "Connection: upgrade\r\n");
 	} else if (!bodiless) {
-		if (content_length >= 0)
-			evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)content_length);
-		else if (r->protocol[7] == '1') /* HTTP/1.1 client: keep the connection */
-			c->resp_chunked = true, evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-		else
+		if (content_length >= 0) {
+			HEAD_OUT_LIT(&h, "Content-Length: ");
+			head_out_uint(&h, (uint64_t)content_length, 10);
+			HEAD_OUT_LIT(&h, "\r\n");
+		} else if (r->protocol[7] == '1') { /* HTTP/1.1 client: keep the connection */
+			c->resp_chunked = true;
+			HEAD_OUT_LIT(&h, "Transfer-Encoding: chunked\r\n");
+		} else {
 			c->close_after = true; /* HTTP/1.0: the end of the body is the close */
+		}
 	}
 	if (status != 101) {
 		if (c->close_after)
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			HEAD_OUT_LIT(&h, "Connection: close\r\n");
 		else if (r->protocol[7] == '0')
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			HEAD_OUT_LIT(&h, "Connection: keep-alive\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
+	HEAD_OUT_LIT(&h, "\r\n");
+	/* Out of memory cuts the head: the connection then ends after it, so
+	 * nothing the client reads next can be taken for another answer. */
+	if (head_out_end(&h) != 0)
+		c->close_after = true;
 	c->resp_head_sent = true;
 	if (c->staging)
 		event_active(c->kick, 0, 0); /* the head leaves before a slow body */

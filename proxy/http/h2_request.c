@@ -243,7 +243,7 @@ int h2_request_build(struct h2_head *h, bool end_stream, struct req *r, bool *ws
 	/* The header list the backend sees: Host first (from :authority),
 	 * the client's fields, one cookie, and a WebSocket's upgrade fields. */
 	size_t cap = ps.n_regular + 5;
-	r->headers = calloc(cap, sizeof *r->headers);
+	r->headers = malloc(cap * sizeof *r->headers); /* filled below, k of them */
 	if (!r->headers)
 		return *why = "out of memory", -1;
 	size_t k = 0;

@@ -2,10 +2,52 @@
 
 #include <string.h>
 
-static const char *const headers_hop[] = {
-	"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-	"upgrade", "proxy-authenticate", "proxy-authorization", NULL,
+#include "proxy/http/head_out.h"
+
+/* What a field name means to the rewriting below. Names are compared by
+ * length first: most fields are none of these and cost an integer test each. */
+enum header_kind {
+	HK_OTHER,
+	HK_HOP,        /* hop-by-hop (RFC 9110 7.6.1), never forwarded */
+	HK_CONNECTION, /* hop-by-hop, and lists more of them */
+	HK_FORWARDING, /* replaced or appended to by portier */
+	HK_LENGTH,     /* Content-Length: portier frames the body itself */
+	HK_EXPECT,     /* answered by portier */
+	HK_HOST,       /* never removed through Connection */
 };
+
+static const struct {
+	const char *name;
+	size_t len;
+	enum header_kind kind;
+} header_kinds[] = {
+#define HK(lit, k) {lit, sizeof(lit) - 1, k}
+	HK("connection", HK_CONNECTION),     HK("keep-alive", HK_HOP),
+	HK("proxy-connection", HK_HOP),      HK("te", HK_HOP),
+	HK("trailer", HK_HOP),               HK("transfer-encoding", HK_HOP),
+	HK("upgrade", HK_HOP),               HK("proxy-authenticate", HK_HOP),
+	HK("proxy-authorization", HK_HOP),   HK("x-forwarded-for", HK_FORWARDING),
+	HK("x-forwarded-proto", HK_FORWARDING), HK("x-forwarded-host", HK_FORWARDING),
+	HK("x-forwarded-port", HK_FORWARDING), HK("x-real-ip", HK_FORWARDING),
+	HK("x-request-id", HK_FORWARDING),   HK("forwarded", HK_FORWARDING),
+	HK("content-length", HK_LENGTH),     HK("expect", HK_EXPECT),
+	HK("host", HK_HOST),
+#undef HK
+};
+
+static enum header_kind header_kind(const struct h1_header *h)
+{
+	for (size_t k = 0; k < sizeof header_kinds / sizeof header_kinds[0]; k++)
+		if (h->name_len == header_kinds[k].len &&
+		    h1_token_eq(h->name, h->name_len, header_kinds[k].name))
+			return header_kinds[k].kind;
+	return HK_OTHER;
+}
+
+static bool header_is_connection(const struct h1_header *h)
+{
+	return h->name_len == 10 && h1_token_eq(h->name, h->name_len, "connection");
+}
 
 /* headers_list_has: whether comma-separated token list v contains tok. */
 static bool headers_list_has(const char *v, size_t len, const char *tok, size_t tok_len)
@@ -26,20 +68,25 @@ static bool headers_list_has(const char *v, size_t len, const char *tok, size_t 
 	return false;
 }
 
-bool headers_is_hop_by_hop(const struct h1_header *hs, size_t n, size_t i)
+/* hop_by_hop: as headers_is_hop_by_hop, h's kind known. */
+static bool hop_by_hop(const struct h1_header *hs, size_t n, const struct h1_header *h,
+		       enum header_kind kind)
 {
-	const struct h1_header *h = &hs[i];
-	for (const char *const *p = headers_hop; *p; p++)
-		if (h1_token_eq(h->name, h->name_len, *p))
-			return true;
+	if (kind == HK_HOP || kind == HK_CONNECTION)
+		return true;
 	/* Connection may not remove what the message needs end to end. */
-	if (h1_token_eq(h->name, h->name_len, "host"))
+	if (kind == HK_HOST)
 		return false;
 	for (size_t j = 0; j < n; j++)
-		if (h1_token_eq(hs[j].name, hs[j].name_len, "connection") &&
+		if (header_is_connection(&hs[j]) &&
 		    headers_list_has(hs[j].value, hs[j].value_len, h->name, h->name_len))
 			return true;
 	return false;
+}
+
+bool headers_is_hop_by_hop(const struct h1_header *hs, size_t n, size_t i)
+{
+	return hop_by_hop(hs, n, &hs[i], header_kind(&hs[i]));
 }
 
 size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, const char **out)
@@ -60,32 +107,21 @@ size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, co
 	return len - plen;
 }
 
-static bool headers_is_forwarding(const struct h1_header *h)
-{
-	static const char *const names[] = {
-		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-		"x-forwarded-port", "x-real-ip", "x-request-id", "forwarded", NULL,
-	};
-	for (const char *const *p = names; *p; p++)
-		if (h1_token_eq(h->name, h->name_len, *p))
-			return true;
-	return false;
-}
-
 /* headers_write_forwarding: X-Forwarded-*, X-Real-IP, X-Request-Id. From a
  * trusted proxy the client's values are kept (XFF appended to); from anyone
  * else they are replaced so a client cannot forge its address. */
-static void headers_write_forwarding(struct evbuffer *out, const struct req *r)
+static void headers_write_forwarding(struct head_out *h, const struct req *r)
 {
 	const char *v;
 	size_t len;
-	evbuffer_add(out, "X-Forwarded-For: ", 17);
+	HEAD_OUT_LIT(h, "X-Forwarded-For: ");
 	/* From a trusted proxy every hop it reports is kept, over all its XFF lines. */
 	for (size_t i = 0; r->client_trusted && req_header(r, "x-forwarded-for", i, &v, &len); i++) {
-		evbuffer_add(out, v, len);
-		evbuffer_add(out, ", ", 2);
+		head_out_add(h, v, len);
+		HEAD_OUT_LIT(h, ", ");
 	}
-	evbuffer_add_printf(out, "%s\r\n", r->client_ip);
+	head_out_str(h, r->client_ip);
+	HEAD_OUT_LIT(h, "\r\n");
 
 	static const struct {
 		const char *name, *header;
@@ -97,67 +133,83 @@ static void headers_write_forwarding(struct evbuffer *out, const struct req *r)
 	};
 	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
 		if (r->client_trusted && req_header(r, keep[i].name, 0, &v, &len)) {
-			evbuffer_add_printf(out, "%s: %.*s\r\n", keep[i].header, (int)len, v);
+			head_out_field(h, keep[i].header, strlen(keep[i].header), v, len);
 			continue;
 		}
 		switch (i) {
 		case 0:
-			evbuffer_add_printf(out, "X-Forwarded-Proto: %s\r\n", r->tls ? "https" : "http");
+			HEAD_OUT_LIT(h, "X-Forwarded-Proto: ");
+			head_out_str(h, r->tls ? "https\r\n" : "http\r\n");
 			break;
 		case 1:
+			HEAD_OUT_LIT(h, "X-Forwarded-Host: ");
 			if (r->authority)
-				evbuffer_add_printf(out, "X-Forwarded-Host: %.*s\r\n",
-						    (int)r->authority_len, r->authority);
+				head_out_add(h, r->authority, r->authority_len);
 			else
-				evbuffer_add_printf(out, "X-Forwarded-Host: %s\r\n", r->host);
+				head_out_str(h, r->host);
+			HEAD_OUT_LIT(h, "\r\n");
 			break;
 		case 2:
-			evbuffer_add_printf(out, "X-Forwarded-Port: %u\r\n", r->local_port);
+			HEAD_OUT_LIT(h, "X-Forwarded-Port: ");
+			head_out_uint(h, r->local_port, 10);
+			HEAD_OUT_LIT(h, "\r\n");
 			break;
 		default:
-			evbuffer_add_printf(out, "X-Real-IP: %s\r\n", r->client_ip);
+			HEAD_OUT_LIT(h, "X-Real-IP: ");
+			head_out_str(h, r->client_ip);
+			HEAD_OUT_LIT(h, "\r\n");
 			break;
 		}
 	}
-	evbuffer_add_printf(out, "X-Request-Id: %s\r\n", r->id);
+	HEAD_OUT_LIT(h, "X-Request-Id: ");
+	head_out_str(h, r->id);
+	HEAD_OUT_LIT(h, "\r\n");
 }
 
-void headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
-			    bool chunked)
+int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
+			   bool chunked)
 {
+	struct head_out h;
+	head_out_begin(&h, out);
 	const char *path;
 	size_t path_len = headers_strip_prefix(r->path, r->path_len, r->route.route->strip_prefix,
 					       &path);
-	evbuffer_add(out, r->method, r->method_len);
-	evbuffer_add(out, " ", 1);
-	evbuffer_add(out, path, path_len);
+	head_out_add(&h, r->method, r->method_len);
+	HEAD_OUT_LIT(&h, " ");
+	head_out_add(&h, path, path_len);
 	if (r->query) {
-		evbuffer_add(out, "?", 1);
-		evbuffer_add(out, r->query, r->query_len);
+		HEAD_OUT_LIT(&h, "?");
+		head_out_add(&h, r->query, r->query_len);
 	}
-	evbuffer_add(out, " HTTP/1.1\r\n", 11);
+	HEAD_OUT_LIT(&h, " HTTP/1.1\r\n");
 
 	for (size_t i = 0; i < r->n_headers; i++) {
-		const struct h1_header *h = &r->headers[i];
-		if (headers_is_hop_by_hop(r->headers, r->n_headers, i) || headers_is_forwarding(h) ||
-		    h1_token_eq(h->name, h->name_len, "content-length") ||
-		    h1_token_eq(h->name, h->name_len, "expect"))
+		const struct h1_header *f = &r->headers[i];
+		enum header_kind kind = header_kind(f);
+		if (kind == HK_FORWARDING || kind == HK_LENGTH || kind == HK_EXPECT ||
+		    hop_by_hop(r->headers, r->n_headers, f, kind))
 			continue;
-		evbuffer_add(out, h->name, h->name_len);
-		evbuffer_add(out, ": ", 2);
-		evbuffer_add(out, h->value, h->value_len);
-		evbuffer_add(out, "\r\n", 2);
+		head_out_field(&h, f->name, f->name_len, f->value, f->value_len);
 	}
-	if (!r->authority) /* HTTP/1.0 without Host: the backend needs one */
-		evbuffer_add_printf(out, "Host: %s\r\n", r->host);
-	headers_write_forwarding(out, r);
+	if (!r->authority) { /* HTTP/1.0 without Host: the backend needs one */
+		HEAD_OUT_LIT(&h, "Host: ");
+		head_out_str(&h, r->host);
+		HEAD_OUT_LIT(&h, "\r\n");
+	}
+	headers_write_forwarding(&h, r);
 	const char *up;
 	size_t up_len;
-	if (r->upgrade && req_header(r, "upgrade", 0, &up, &up_len))
-		evbuffer_add_printf(out, "Connection: upgrade\r\nUpgrade: %.*s\r\n", (int)up_len, up);
-	if (chunked)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	else if (body_len >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", (long long)body_len);
-	evbuffer_add(out, "\r\n", 2);
+	if (r->upgrade && req_header(r, "upgrade", 0, &up, &up_len)) {
+		HEAD_OUT_LIT(&h, "Connection: upgrade\r\n");
+		head_out_field(&h, "Upgrade", 7, up, up_len);
+	}
+	if (chunked) {
+		HEAD_OUT_LIT(&h, "Transfer-Encoding: chunked\r\n");
+	} else if (body_len >= 0) {
+		HEAD_OUT_LIT(&h, "Content-Length: ");
+		head_out_uint(&h, (uint64_t)body_len, 10);
+		HEAD_OUT_LIT(&h, "\r\n");
+	}
+	HEAD_OUT_LIT(&h, "\r\n");
+	return head_out_end(&h);
 }

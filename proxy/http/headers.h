@@ -25,6 +25,7 @@ size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, co
 /* headers_write_upstream: the backend request head for r into out. body_len
  * is the Content-Length to send (-1: none), chunked sends
  * Transfer-Encoding: chunked. Forwarding headers are appended to the
- * client's when the peer is trusted, replaced otherwise. */
-void headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
-			    bool chunked);
+ * client's when the peer is trusted, replaced otherwise. 0, or -1 when out
+ * of memory: out then holds part of a head, which must not be sent. */
+int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
+			   bool chunked);
