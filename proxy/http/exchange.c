@@ -11,6 +11,7 @@
 
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
+#include "proxy/http/head_out.h"
 #include "proxy/http/headers.h"
 #include "proxy/net/socket_read.h"
 #include "proxy/upstream/balancer.h"
@@ -62,6 +63,31 @@ static void exchange_fail(struct exchange *ex, int status, const char *why)
 	ex->ops->failed(ex, status, why);
 }
 
+/* exchange_set_key: "host:port" ("[v6]:port") of backend a into ex->key
+ * (the pool's key) and the request's upstream (the access log's); a host
+ * too long for them is cut, as snprintf did. Once per request: no snprintf. */
+static void exchange_set_key(struct exchange *ex, const struct cfg_addr *a)
+{
+	char port[HEAD_UINT_MAX];
+	size_t pl = head_uint_text(port, a->port, 10);
+	size_t hl = strlen(a->host);
+	bool v6 = memchr(a->host, ':', hl) != NULL;
+	size_t room = sizeof ex->key - pl - 4; /* brackets, colon, NUL */
+	if (hl > room)
+		hl = room;
+	char *p = ex->key;
+	if (v6)
+		*p++ = '[';
+	memcpy(p, a->host, hl);
+	p += hl;
+	if (v6)
+		*p++ = ']';
+	*p++ = ':';
+	memcpy(p, port, pl + 1);
+	_Static_assert(sizeof ex->key <= sizeof ex->req->upstream, "upstream holds the key");
+	memcpy(ex->req->upstream, ex->key, (size_t)(p - ex->key) + pl + 1);
+}
+
 /* exchange_pick: choose a backend, excluding the one that just failed. */
 static bool exchange_pick(struct exchange *ex, int exclude)
 {
@@ -73,10 +99,7 @@ static bool exchange_pick(struct exchange *ex, int exclude)
 	ex->backend = idx;
 	balancer_acquire(ex->svc, idx);
 	ex->acquired = true;
-	const struct cfg_addr *a = &ex->svc->backends[idx];
-	snprintf(ex->key, sizeof ex->key, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host,
-		 a->port);
-	snprintf(ex->req->upstream, sizeof ex->req->upstream, "%s", ex->key);
+	exchange_set_key(ex, &ex->svc->backends[idx]);
 	return true;
 }
 
@@ -433,12 +456,7 @@ static bool exchange_read_head(struct exchange *ex)
 		}
 		/* Drop hop-by-hop headers before the front sees them. */
 		struct h1_header keep[EXCHANGE_MAX_RESPONSE_HEADERS];
-		size_t nk = 0;
-		for (size_t i = 0; i < rh.n_headers; i++)
-			if (!headers_is_hop_by_hop(rh.headers, rh.n_headers, i) &&
-			    (bodiless || !h1_token_eq(rh.headers[i].name, rh.headers[i].name_len,
-						      "content-length")))
-				keep[nk++] = rh.headers[i];
+		size_t nk = headers_end_to_end(rh.headers, rh.n_headers, bodiless, keep);
 		if (rh.status == 101) /* a tunnel keeps Upgrade; the front adds Connection */
 			for (size_t i = 0; i < rh.n_headers; i++)
 				if (h1_token_eq(rh.headers[i].name, rh.headers[i].name_len, "upgrade"))

@@ -17,6 +17,7 @@
 #include "proxy/http/dispatch.h"
 #include "proxy/http/h2_conn.h"
 #include "proxy/http/h2_request.h"
+#include "proxy/http/head_out.h"
 #include "proxy/http/response.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/direct_write.h"
@@ -384,10 +385,9 @@ static void h2_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 		h2_schedule(s->c);
 		return;
 	}
-	char stbuf[4], clbuf[24];
-	snprintf(stbuf, sizeof stbuf, "%u", st);
+	char stbuf[HEAD_UINT_MAX], clbuf[HEAD_UINT_MAX];
 	size_t k = 0;
-	nv[k++] = h2_nv(":status", 7, stbuf, strlen(stbuf));
+	nv[k++] = h2_nv(":status", 7, stbuf, head_uint_text(stbuf, st, 10));
 	bool has_id = false;
 	for (size_t i = 0; i < n; i++) {
 		if (h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
@@ -406,8 +406,8 @@ static void h2_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	if (r->tls && r->route.tenant->hsts)
 		nv[k++] = h2_nv("strict-transport-security", 25, "max-age=31536000", 16);
 	if (!bodiless && content_length >= 0) {
-		snprintf(clbuf, sizeof clbuf, "%lld", (long long)content_length);
-		nv[k++] = h2_nv("content-length", 14, clbuf, strlen(clbuf));
+		nv[k++] = h2_nv("content-length", 14, clbuf,
+				head_uint_text(clbuf, (uint64_t)content_length, 10));
 	}
 	r->status = (int)st;
 	h2_submit(s, nv, k, upgraded || !bodiless);

@@ -64,16 +64,30 @@ static inline void head_out_str(struct head_out *h, const char *s)
 	head_out_add(h, s, strlen(s));
 }
 
-/* head_out_uint: v in decimal (base 10) or lowercase hex (base 16). */
-static inline void head_out_uint(struct head_out *h, uint64_t v, unsigned base)
+#define HEAD_UINT_MAX 24 /* room for any uint64_t in base 10 or 16, and a NUL */
+
+/* head_uint_text: v in decimal (base 10) or lowercase hex (base 16) at the
+ * start of out, NUL-terminated; its length. No snprintf: a field's digits
+ * are a few instructions, a snprintf over a thousand. */
+static inline size_t head_uint_text(char out[HEAD_UINT_MAX], uint64_t v, unsigned base)
 {
-	char digits[24];
+	char digits[HEAD_UINT_MAX];
 	size_t i = sizeof digits;
 	do {
 		digits[--i] = "0123456789abcdef"[v % base];
 		v /= base;
 	} while (v);
-	head_out_add(h, digits + i, sizeof digits - i);
+	size_t n = sizeof digits - i;
+	memcpy(out, digits + i, n);
+	out[n] = '\0';
+	return n;
+}
+
+/* head_out_uint: v in decimal (base 10) or lowercase hex (base 16). */
+static inline void head_out_uint(struct head_out *h, uint64_t v, unsigned base)
+{
+	char digits[HEAD_UINT_MAX];
+	head_out_add(h, digits, head_uint_text(digits, v, base));
 }
 
 /* head_out_field: "name: value\r\n". */

@@ -89,6 +89,40 @@ bool headers_is_hop_by_hop(const struct h1_header *hs, size_t n, size_t i)
 	return hop_by_hop(hs, n, &hs[i], header_kind(&hs[i]));
 }
 
+#define CONNECTION_FIELDS_MAX 8 /* more in one message: the general path */
+
+size_t headers_end_to_end(const struct h1_header *hs, size_t n, bool keep_length,
+			  struct h1_header *keep)
+{
+	const struct h1_header *conn[CONNECTION_FIELDS_MAX];
+	size_t nc = 0;
+	bool many = false;
+	for (size_t j = 0; j < n; j++)
+		if (header_is_connection(&hs[j])) {
+			if (nc < CONNECTION_FIELDS_MAX)
+				conn[nc++] = &hs[j];
+			else
+				many = true;
+		}
+	size_t nk = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct h1_header *h = &hs[i];
+		enum header_kind kind = header_kind(h);
+		if (kind == HK_HOP || kind == HK_CONNECTION || (kind == HK_LENGTH && !keep_length))
+			continue;
+		bool listed = false;
+		if (many)
+			listed = hop_by_hop(hs, n, h, kind);
+		else if (kind != HK_HOST)
+			for (size_t j = 0; j < nc && !listed; j++)
+				listed = headers_list_has(conn[j]->value, conn[j]->value_len, h->name,
+							  h->name_len);
+		if (!listed)
+			keep[nk++] = *h;
+	}
+	return nk;
+}
+
 size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, const char **out)
 {
 	size_t plen = prefix ? strlen(prefix) : 0;

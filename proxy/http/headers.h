@@ -17,6 +17,12 @@
  * hop-by-hop name, or a name listed in one of the list's Connection headers. */
 bool headers_is_hop_by_hop(const struct h1_header *hs, size_t n, size_t i);
 
+/* headers_end_to_end: the fields of hs[0..n) that are not hop-by-hop, in
+ * order, into keep (room for n); Content-Length only when keep_length.
+ * One pass: the same answer as headers_is_hop_by_hop on each. */
+size_t headers_end_to_end(const struct h1_header *hs, size_t n, bool keep_length,
+			  struct h1_header *keep);
+
 /* headers_strip_prefix: the path to send after removing prefix from
  * path[0..len) when it is a whole-segment prefix; "/" when nothing is left.
  * Returns the new length; *out points into path or at "/". */

@@ -160,6 +160,49 @@ static void test_hop_fixed(void)
 		CHECK(!hop(hs, n, i));
 }
 
+/* end_to_end_matches: headers_end_to_end keeps exactly what
+ * headers_is_hop_by_hop (and the Content-Length rule) keep, in order. */
+static void end_to_end_matches(struct h1_header *hs, size_t n)
+{
+	for (int keep_length = 0; keep_length <= 1; keep_length++) {
+		struct h1_header got[64], want[64];
+		size_t ng = headers_end_to_end(hs, n, keep_length, got), nw = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!hop(hs, n, i) &&
+			    (keep_length || !h1_token_eq(hs[i].name, hs[i].name_len, "content-length")))
+				want[nw++] = hs[i];
+		CHECK(ng == nw);
+		for (size_t i = 0; i < ng && i < nw; i++)
+			CHECK(got[i].name == want[i].name && got[i].value == want[i].value);
+	}
+}
+
+static void test_end_to_end(void)
+{
+	struct h1_header plain[] = {
+		H("Server", "nginx"), H("Date", "x"), H("Content-Type", "text/plain"),
+		H("Content-Length", "1024"), H("Connection", "keep-alive"), H("ETag", "\"a\""),
+	};
+	end_to_end_matches(plain, NHDR(plain));
+	struct h1_header listed[] = {
+		H("Connection", "X-Foo, host, content-length"), H("X-Foo", "1"), H("Host", "h"),
+		H("content-length", "5"), H("x-bar", "2"), H("connection", "X-Bar"),
+		H("Upgrade", "websocket"), H("X-Request-Id", "r"),
+	};
+	end_to_end_matches(listed, NHDR(listed));
+	/* More Connection fields than headers_end_to_end keeps at hand. */
+	struct h1_header many[] = {
+		H("Connection", "a"), H("Connection", "b"), H("Connection", "c"),
+		H("Connection", "d"), H("Connection", "e"), H("Connection", "f"),
+		H("Connection", "g"), H("Connection", "h"), H("Connection", "i"),
+		H("Connection", "j"), H("A", "1"), H("J", "2"), H("K", "3"), H("Host", "h"),
+	};
+	end_to_end_matches(many, NHDR(many));
+	struct h1_header none[] = {H("X", "1")};
+	end_to_end_matches(none, 0);
+	end_to_end_matches(none, 1);
+}
+
 static void test_hop_connection_listed(void)
 {
 	struct h1_header hs[] = {
@@ -721,6 +764,7 @@ int main(void)
 {
 	test_hop_fixed();
 	test_hop_connection_listed();
+	test_end_to_end();
 	test_strip_prefix();
 	test_upstream_basic();
 	test_upstream_request_line();
