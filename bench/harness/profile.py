@@ -10,14 +10,16 @@ proxy could ever remove:
             the trap; it is kernel time by another name)
   openssl   libcrypto and libssl: record crypto, handshakes
   libc      the rest of libc: malloc, string and memory functions, printf
-  own       everything else: the proxy's binary and its other libraries (for portier
-            libevent, nghttp2, libhttp-parser)
+  libs      the proxy's other shared libraries (for portier libevent, nghttp2 and
+            libhttp-parser; nginx and HAProxy build their event loop, HTTP parsers
+            and HTTP/2 into their binary)
+  own       the proxy's binary (and the vdso)
 """
 import re
 import signal
 import subprocess
 
-PARTS = ("kernel", "syscall", "openssl", "libc", "own")
+PARTS = ("kernel", "syscall", "openssl", "libc", "libs", "own")
 # libc entry points that are one system call each (names as perf prints them, after
 # stripping __GI_, __libc_ and leading underscores).
 SYSCALLS = {
@@ -46,6 +48,8 @@ def part_of(dso, kind, sym):
         return "openssl"
     if dso.startswith("libc.so") or dso.startswith("libc-"):
         return "syscall" if _base(sym) in SYSCALLS else "libc"
+    if dso.startswith("lib") and ".so" in dso:
+        return "libs"
     return "own"
 
 

@@ -51,14 +51,14 @@ def test_split_sorts_samples_into_parts():
     prof = load_profile_module()
     parts = prof.split(REPORT)
     assert parts == pytest.approx({"kernel": 50, "syscall": 20, "openssl": 15,
-                                   "libc": 5, "own": 10})
+                                   "libc": 5, "libs": 4, "own": 6})
 
 
 def test_split_scales_to_the_lines_read():
     prof = load_profile_module()
     parts = prof.split("    30.00%  [kernel.kallsyms]  [k] x\n    10.00%  nginx  [.] y\n")
     assert parts == pytest.approx({"kernel": 75, "syscall": 0, "openssl": 0,
-                                   "libc": 0, "own": 25})
+                                   "libc": 0, "libs": 0, "own": 25})
     assert prof.split("no samples\n") == {}
 
 
@@ -85,6 +85,8 @@ def test_profile_parts_add_up(profiled, scenario):
     assert "error" not in run["profile"], run["profile"]
     assert sum(run["profile"].values()) == pytest.approx(100)
     assert run["profile"]["kernel"] > 0 and run["profile"]["own"] > 0
-    parts = sum(run[f"cpu_us_{p}"] for p in ("kernel", "syscall", "openssl", "libc", "own"))
+    assert run["profile"]["libs"] > 0  # portier's libevent at least
+    parts = sum(run[f"cpu_us_{p}"] for p in ("kernel", "syscall", "openssl", "libc", "libs",
+                                             "own"))
     assert parts == pytest.approx(run["cpu_us_per_req"])
     assert "where the CPU goes" in stdout
