@@ -130,7 +130,11 @@ def notes(rat, failures):
     lines = ["÷best: portier / the best peer's median in this run (req/s: above 1 is better "
              "for portier; CPU/req, KiB/conn: below 1 is better); per-round range:"] if rat else []
     for sc, by_metric in rat.items():
-        parts = [f"{k} {min(r['per_round']):.2f}-{max(r['per_round']):.2f}"
+        # The median of the per-round ratios holds better than the ratio of the
+        # medians when the machine's speed drifts: within a round the proxies
+        # run seconds apart, the rounds minutes apart.
+        parts = [f"{k} {min(r['per_round']):.2f}-{max(r['per_round']):.2f} "
+                 f"(median {statistics.median(r['per_round']):.2f})"
                  for k, r in by_metric.items() if r["per_round"]]
         if parts:
             lines.append(f"  {sc}: " + ", ".join(parts))
