@@ -14,6 +14,11 @@ from .procs import Server
 from .workdir import HOST
 
 NAMES = ("portier", "nginx", "haproxy", "h2o")
+# What portier adds to every request toward a backend; nginx and HAProxy are told to
+# add the same. h2o adds its default X-Forwarded-For and X-Forwarded-Proto only (the
+# others would need mruby).
+FORWARDING_HEADERS = ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                      "x-forwarded-port", "x-real-ip", "x-request-id")
 # tool each proxy needs on PATH (deps.TOOLS key); portier is built, not installed
 TOOL = {"nginx": "nginx", "haproxy": "haproxy", "h2o": "h2o"}
 
@@ -56,7 +61,9 @@ def nginx(wd, cpu, ports, backend_port, nofile, max_conns):
     # keepalive 1024: idle backend connections kept per worker; the usual 64 would
     # close and reopen most of them under h2load's 500 requests in flight.
     # proxy_max_temp_file_size 0: a 64 KiB answer that outgrows the proxy buffers
-    # waits for the client instead of going to a temp file on disk.
+    # waits for the client instead of going to a temp file on disk. The forwarding
+    # headers are the ones portier sends by default (FORWARDING_HEADERS), so the
+    # backend parses as much for every proxy.
     http = f"""\
     upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 1024; }}
     server {{
@@ -70,6 +77,12 @@ def nginx(wd, cpu, ports, backend_port, nofile, max_conns):
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Port $server_port;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Request-Id $request_id;
             proxy_max_temp_file_size 0;
         }}
     }}"""
@@ -99,9 +112,17 @@ defaults
     timeout server 60s
     timeout http-keep-alive 75s
     http-reuse always
+    option forwardfor
 frontend fe
     bind 127.0.0.1:{ports.plain}
     bind 127.0.0.1:{ports.tls} ssl crt {wd.pem} alpn h2,http/1.1
+    unique-id-format %[uuid()]
+    unique-id-header X-Request-Id
+    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+    http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    http-request set-header X-Forwarded-Port %[dst_port]
+    http-request set-header X-Real-IP %[src]
     use_backend be if {{ req.hdr(host),field(1,:) -i {HOST} }}
 backend be
     server s1 127.0.0.1:{backend_port}
