@@ -30,6 +30,7 @@ void cfg_err_set(struct cfg_err *err, int status, const char *field, const char 
 struct cfg_addr {
 	char *host;
 	uint16_t port;
+	char *text; /* "host:port" or "[v6]:port", made once by cfg_parse_addr; NULL when built by hand */
 	bool proxy_protocol; /* listeners only: a PROXY header from trusted_proxies comes first */
 };
 

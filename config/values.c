@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,7 +179,23 @@ int cfg_parse_addr(const char *s, struct cfg_addr *out)
 	if (!(out->host = strndup(host, hlen)))
 		return -1;
 	out->port = port;
+	/* Made once here: the data plane needs it for every request. */
+	char buf[INET6_ADDRSTRLEN + 256];
+	out->text = NULL;
+	if (!(out->text = strdup(cfg_addr_text(out, buf, sizeof buf)))) {
+		cfg_addr_clear(out);
+		return -1;
+	}
 	return 0;
+}
+
+const char *cfg_addr_text(const struct cfg_addr *a, char *buf, size_t len)
+{
+	if (a->text)
+		return a->text;
+	const char *host = a->host ? a->host : "?";
+	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)a->port);
+	return buf;
 }
 
 void cfg_addr_clear(struct cfg_addr *a)
@@ -186,7 +203,9 @@ void cfg_addr_clear(struct cfg_addr *a)
 	if (!a)
 		return;
 	free(a->host);
+	free(a->text);
 	a->host = NULL;
+	a->text = NULL;
 	a->port = 0;
 }
 

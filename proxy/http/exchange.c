@@ -9,9 +9,9 @@
 
 #include <event2/event.h>
 
+#include "config/values.h"
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
-#include "proxy/http/head_out.h"
 #include "proxy/http/headers.h"
 #include "proxy/net/socket_read.h"
 #include "proxy/upstream/balancer.h"
@@ -63,29 +63,19 @@ static void exchange_fail(struct exchange *ex, int status, const char *why)
 	ex->ops->failed(ex, status, why);
 }
 
-/* exchange_set_key: "host:port" ("[v6]:port") of backend a into ex->key
- * (the pool's key) and the request's upstream (the access log's); a host
- * too long for them is cut, as snprintf did. Once per request: no snprintf. */
+/* exchange_set_key: backend a's "host:port" (made when the config was
+ * loaded) into ex->key, the pool's key, and the request's upstream, the
+ * access log's; cut to fit, as snprintf did. */
 static void exchange_set_key(struct exchange *ex, const struct cfg_addr *a)
 {
-	char port[HEAD_UINT_MAX];
-	size_t pl = head_uint_text(port, a->port, 10);
-	size_t hl = strlen(a->host);
-	bool v6 = memchr(a->host, ':', hl) != NULL;
-	size_t room = sizeof ex->key - pl - 4; /* brackets, colon, NUL */
-	if (hl > room)
-		hl = room;
-	char *p = ex->key;
-	if (v6)
-		*p++ = '[';
-	memcpy(p, a->host, hl);
-	p += hl;
-	if (v6)
-		*p++ = ']';
-	*p++ = ':';
-	memcpy(p, port, pl + 1);
+	const char *text = cfg_addr_text(a, ex->key, sizeof ex->key);
+	size_t n = strlen(text);
+	if (n >= sizeof ex->key)
+		n = sizeof ex->key - 1;
+	memmove(ex->key, text, n); /* text may be ex->key itself */
+	ex->key[n] = '\0';
 	_Static_assert(sizeof ex->key <= sizeof ex->req->upstream, "upstream holds the key");
-	memcpy(ex->req->upstream, ex->key, (size_t)(p - ex->key) + pl + 1);
+	memcpy(ex->req->upstream, ex->key, n + 1);
 }
 
 /* exchange_pick: choose a backend, excluding the one that just failed. */

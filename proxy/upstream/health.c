@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/values.h"
 #include "proxy/core/log.h"
 
 #define HEALTH_DEFAULT_MAX_FAILS 3u
@@ -19,14 +20,6 @@
 static bool health_valid(const struct cfg_service *svc, int idx)
 {
 	return svc && svc->state && idx >= 0 && (size_t)idx < svc->n_backends;
-}
-
-/* health_backend_name: "host:port" ("[v6]:port") for log lines. */
-static const char *health_backend_name(const struct cfg_addr *a, char *buf, size_t len)
-{
-	const char *host = a->host ? a->host : "?";
-	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)a->port);
-	return buf;
 }
 
 bool health_is_up(const struct cfg_service *svc, int idx, int64_t now_ms)
@@ -52,7 +45,7 @@ void health_report_success(struct cfg_service *svc, int idx)
 	    atomic_exchange_explicit(&st->down_until_ms, 0, memory_order_relaxed) != 0) {
 		char name[300];
 		log_info("backend %s of service %s is up again",
-			 health_backend_name(&svc->backends[idx], name, sizeof name),
+			 cfg_addr_text(&svc->backends[idx], name, sizeof name),
 			 svc->name ? svc->name : "?");
 	}
 }
@@ -78,7 +71,7 @@ void health_report_failure(struct cfg_service *svc, int idx, int64_t now_ms)
 	if (prev <= now_ms) {
 		char name[300];
 		log_warn("backend %s of service %s marked down for %gs after %u failures",
-			 health_backend_name(&svc->backends[idx], name, sizeof name),
+			 cfg_addr_text(&svc->backends[idx], name, sizeof name),
 			 svc->name ? svc->name : "?", (double)cooldown / 1000.0,
 			 (unsigned)fails);
 	}

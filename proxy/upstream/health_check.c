@@ -25,6 +25,7 @@
 #include <event2/bufferevent.h>
 #include <event2/util.h>
 
+#include "config/values.h"
 #include "proxy/core/log.h"
 
 #define HEALTH_CHECK_DEFAULT_TIMEOUT_MS 5000u
@@ -62,14 +63,6 @@ struct health_check {
 };
 
 static void health_check_complete(struct health_check *chk);
-
-/* health_check_name: "host:port" ("[v6]:port") for log lines. */
-static const char *health_check_name(const struct cfg_addr *a, char *buf, size_t len)
-{
-	const char *host = a->host ? a->host : "?";
-	snprintf(buf, len, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)a->port);
-	return buf;
-}
 
 /* health_probe_stop: release whatever the probe still holds; no callback
  * of it runs afterwards. */
@@ -109,8 +102,8 @@ static void health_probe_finish(struct health_probe *p, bool up, const char *why
 	bool was_down = atomic_exchange_explicit(&svc->state[p->idx].check_down, !up,
 						 memory_order_relaxed);
 	if (was_down == up) {
-		char name[300];
-		health_check_name(&svc->backends[p->idx], name, sizeof name);
+		char buf[300];
+		const char *name = cfg_addr_text(&svc->backends[p->idx], buf, sizeof buf);
 		if (up)
 			log_info("backend %s of service %s passes its health check again", name,
 				 svc->name ? svc->name : "?");

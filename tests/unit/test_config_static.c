@@ -325,9 +325,16 @@ static void test_addrs(void)
 		CHECK(cfg_parse_addr(good[i].s, &a) == 0);
 		CHECK_STR(a.host, good[i].host);
 		CHECK(a.port == good[i].port);
+		char buf[8];
+		CHECK_STR(cfg_addr_text(&a, buf, sizeof buf), good[i].s); /* made once, whole */
 		cfg_addr_clear(&a);
-		CHECK(a.host == NULL);
+		CHECK(a.host == NULL && a.text == NULL);
 	}
+	/* Built by hand: written into the caller's buffer, brackets for IPv6. */
+	char buf[64];
+	struct cfg_addr v6 = {.host = "fd00::7", .port = 8443}, v4 = {.host = "10.0.0.1", .port = 80};
+	CHECK_STR(cfg_addr_text(&v6, buf, sizeof buf), "[fd00::7]:8443");
+	CHECK_STR(cfg_addr_text(&v4, buf, sizeof buf), "10.0.0.1:80");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memset(&a, 0, sizeof(a));
 		if (cfg_parse_addr(bad[i], &a) == 0) {
