@@ -78,26 +78,26 @@ static size_t rss(void)
 	return resident * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* step: one SSL_do_handshake on an end not done yet; -1 on a failure. */
+static int step(SSL *ssl, int *done)
+{
+	if (*done)
+		return 0;
+	int r = SSL_do_handshake(ssl);
+	if (r == 1)
+		*done = 1;
+	else if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ)
+		return -1;
+	return 0;
+}
+
 /* handshake: step both ends until both are done; 0 on success. */
 static int handshake(SSL *server, SSL *client)
 {
 	int s_done = 0, c_done = 0;
-	for (int i = 0; i < MAX_STEPS && !(s_done && c_done); i++) {
-		if (!c_done) {
-			int r = SSL_do_handshake(client);
-			if (r == 1)
-				c_done = 1;
-			else if (SSL_get_error(client, r) != SSL_ERROR_WANT_READ)
-				return -1;
-		}
-		if (!s_done) {
-			int r = SSL_do_handshake(server);
-			if (r == 1)
-				s_done = 1;
-			else if (SSL_get_error(server, r) != SSL_ERROR_WANT_READ)
-				return -1;
-		}
-	}
+	for (int i = 0; i < MAX_STEPS && !(s_done && c_done); i++)
+		if (step(client, &c_done) < 0 || step(server, &s_done) < 0)
+			return -1;
 	return s_done && c_done ? 0 : -1;
 }
 

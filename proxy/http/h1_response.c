@@ -118,7 +118,7 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	HEAD_OUT_LIT(&h, "\r\n");
 	bool has_id = false;
 	for (size_t i = 0; i < n; i++) {
-		if (hs[i].name_len == 12 && h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
+		if (h1_token_eq(hs[i].name, hs[i].name_len, "x-request-id"))
 			has_id = true;
 		head_out_field(&h, hs[i].name, hs[i].name_len, hs[i].value, hs[i].value_len);
 	}

@@ -39,14 +39,14 @@ static enum header_kind header_kind(const struct h1_header *h)
 {
 	for (size_t k = 0; k < sizeof header_kinds / sizeof header_kinds[0]; k++)
 		if (h->name_len == header_kinds[k].len &&
-		    h1_token_eq(h->name, h->name_len, header_kinds[k].name))
+		    h1_ieq(h->name, header_kinds[k].name, h->name_len))
 			return header_kinds[k].kind;
 	return HK_OTHER;
 }
 
 static bool header_is_connection(const struct h1_header *h)
 {
-	return h->name_len == 10 && h1_token_eq(h->name, h->name_len, "connection");
+	return h1_token_eq(h->name, h->name_len, "connection");
 }
 
 /* headers_list_has: whether comma-separated token list v contains tok. */
