@@ -11,6 +11,7 @@
 #include <event2/listener.h>
 
 #include "proxy/core/log.h"
+#include "proxy/core/loop_timeout.h"
 #include "proxy/edge.h"
 #include "proxy/http/h1_front.h"
 #include "proxy/http/h2_front.h"
@@ -104,6 +105,7 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 	w->pool = pool_new(w->base, w->cfg->timeouts_ms.backend_idle, WORKER_POOL_PER_BACKEND,
 			   WORKER_POOL_TOTAL);
 	w->scratch = evbuffer_new();
+	w->backend_response_tv = loop_timeout(w->base, w->cfg->timeouts_ms.backend_response);
 	w->listeners = calloc(n ? n : 1, sizeof *w->listeners);
 	w->alog = access_log_buf_new(w->alog_sink, w->base);
 	if (!w->alog || !w->mailbox || !w->dns || !w->resolver || !w->pool || !w->scratch ||

@@ -40,6 +40,7 @@ struct worker {
 	struct resolver *resolver;
 	struct pool *pool;
 	struct evbuffer *scratch; /* a backend request head before it is written */
+	struct timeval backend_response_tv; /* timeouts.backend_response, a common timeout */
 	struct access_log *alog_sink; /* set by the edge */
 	struct access_log_buf *alog;
 
