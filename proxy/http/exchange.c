@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,20 +146,36 @@ static void exchange_connected(struct exchange *ex)
 	struct req *r = ex->req;
 	int64_t body_len = r->chunked ? -1 : r->content_length;
 	/* The head goes straight to the socket: through the output buffer it
-	 * would cost an EPOLLOUT registration and its removal per request. What
-	 * the socket does not take (or an error, found by the next write) waits
-	 * in the output buffer as usual. */
-	struct evbuffer *head = w->scratch;
-	evbuffer_drain(head, evbuffer_get_length(head));
-	if (headers_write_upstream(head, r, body_len, r->chunked) != 0) {
-		evbuffer_drain(head, evbuffer_get_length(head));
-		exchange_fail(ex, 502, "out of memory");
-		return;
+	 * would cost an EPOLLOUT registration and its removal per request, and
+	 * a buffer chain allocated and freed. What the socket does not take (or
+	 * an error, found by the next write) waits in the output buffer as
+	 * usual. */
+	struct evbuffer *spill = w->scratch;
+	evbuffer_drain(spill, evbuffer_get_length(spill));
+	struct head_out h;
+	head_out_begin(&h, spill);
+	headers_compose_upstream(&h, r, body_len, r->chunked);
+	int fd = bufferevent_getfd(ex->up);
+	bool body_waits = ex->pending && evbuffer_get_length(ex->pending);
+	if (!h.failed && !body_waits && evbuffer_get_length(spill) == 0) {
+		/* The usual case: the head alone, whole in h's stack buffer. */
+		ssize_t n = send(fd, h.buf, h.len, MSG_NOSIGNAL);
+		size_t sent = n > 0 ? (size_t)n : 0;
+		if (sent < h.len && bufferevent_write(ex->up, h.buf + sent, h.len - sent) != 0) {
+			exchange_fail(ex, 502, "out of memory");
+			return;
+		}
+	} else {
+		if (head_out_end(&h) != 0 ||
+		    (ex->pending && evbuffer_add_buffer(spill, ex->pending) != 0)) {
+			evbuffer_drain(spill, evbuffer_get_length(spill));
+			exchange_fail(ex, 502, "out of memory");
+			return;
+		}
+		evbuffer_write(spill, fd);
+		if (evbuffer_get_length(spill))
+			bufferevent_write_buffer(ex->up, spill);
 	}
-	evbuffer_add_buffer(head, ex->pending);
-	evbuffer_write(head, bufferevent_getfd(ex->up));
-	if (evbuffer_get_length(head))
-		bufferevent_write_buffer(ex->up, head);
 	if (r->expect_continue)
 		ex->ops->send_continue(ex);
 }
@@ -271,11 +288,6 @@ void exchange_start(struct exchange *ex, struct worker *w, struct req *r,
 	ex->backend = -1;
 	ex->resp_remaining = -1;
 	ex->svc = r->route.service;
-	ex->pending = evbuffer_new();
-	if (!ex->pending) {
-		exchange_fail(ex, 502, "out of memory");
-		return;
-	}
 	if (!exchange_pick(ex, -1)) {
 		exchange_fail(ex, 503, "no backend available");
 		return;
@@ -291,9 +303,19 @@ static void exchange_sink_prefix(struct exchange *ex, struct evbuffer *dst, size
 		evbuffer_add_printf(dst, "%zx\r\n", n);
 }
 
+/* exchange_sink: where request body goes now: the backend's output, or
+ * until it is connected a buffer made on first use (most requests have no
+ * body, and making it always was an allocation each). NULL when out of
+ * memory: the exchange has failed. */
 static struct evbuffer *exchange_sink(struct exchange *ex)
 {
-	return ex->connected ? bufferevent_get_output(ex->up) : ex->pending;
+	if (ex->connected)
+		return bufferevent_get_output(ex->up);
+	if (!ex->pending && !(ex->pending = evbuffer_new())) {
+		exchange_fail(ex, 502, "out of memory");
+		return NULL;
+	}
+	return ex->pending;
 }
 
 void exchange_request_body(struct exchange *ex, struct evbuffer *src, size_t n)
@@ -303,6 +325,10 @@ void exchange_request_body(struct exchange *ex, struct evbuffer *src, size_t n)
 		return;
 	}
 	struct evbuffer *dst = exchange_sink(ex);
+	if (!dst) {
+		evbuffer_drain(src, n);
+		return;
+	}
 	exchange_sink_prefix(ex, dst, n);
 	evbuffer_remove_buffer(src, dst, n);
 	if (ex->req->chunked && ex->state != EX_TUNNEL)
@@ -314,6 +340,8 @@ void exchange_request_copy(struct exchange *ex, const char *p, size_t n)
 	if (ex->state == EX_DONE || n == 0)
 		return;
 	struct evbuffer *dst = exchange_sink(ex);
+	if (!dst)
+		return;
 	exchange_sink_prefix(ex, dst, n);
 	evbuffer_add(dst, p, n);
 	if (ex->req->chunked && ex->state != EX_TUNNEL)
@@ -325,8 +353,9 @@ void exchange_request_end(struct exchange *ex)
 	ex->request_done = true;
 	if (ex->state == EX_DONE)
 		return;
-	if (ex->req->chunked)
-		evbuffer_add(exchange_sink(ex), "0\r\n\r\n", 5);
+	struct evbuffer *dst = ex->req->chunked ? exchange_sink(ex) : NULL;
+	if (dst)
+		evbuffer_add(dst, "0\r\n\r\n", 5);
 }
 
 void exchange_request_end_trailers(struct exchange *ex, const struct h1_header *hs, size_t n)
@@ -337,6 +366,8 @@ void exchange_request_end_trailers(struct exchange *ex, const struct h1_header *
 	}
 	ex->request_done = true;
 	struct evbuffer *dst = exchange_sink(ex);
+	if (!dst)
+		return;
 	evbuffer_add(dst, "0\r\n", 3);
 	for (size_t i = 0; i < n; i++) {
 		evbuffer_add(dst, hs[i].name, hs[i].name_len);

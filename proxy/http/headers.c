@@ -200,22 +200,20 @@ static void headers_write_forwarding(struct head_out *h, const struct req *r)
 	HEAD_OUT_LIT(h, "\r\n");
 }
 
-int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
-			   bool chunked)
+void headers_compose_upstream(struct head_out *h, const struct req *r, int64_t body_len,
+			      bool chunked)
 {
-	struct head_out h;
-	head_out_begin(&h, out);
 	const char *path;
 	size_t path_len = headers_strip_prefix(r->path, r->path_len, r->route.route->strip_prefix,
 					       &path);
-	head_out_add(&h, r->method, r->method_len);
-	HEAD_OUT_LIT(&h, " ");
-	head_out_add(&h, path, path_len);
+	head_out_add(h, r->method, r->method_len);
+	HEAD_OUT_LIT(h, " ");
+	head_out_add(h, path, path_len);
 	if (r->query) {
-		HEAD_OUT_LIT(&h, "?");
-		head_out_add(&h, r->query, r->query_len);
+		HEAD_OUT_LIT(h, "?");
+		head_out_add(h, r->query, r->query_len);
 	}
-	HEAD_OUT_LIT(&h, " HTTP/1.1\r\n");
+	HEAD_OUT_LIT(h, " HTTP/1.1\r\n");
 
 	for (size_t i = 0; i < r->n_headers; i++) {
 		const struct h1_header *f = &r->headers[i];
@@ -223,27 +221,35 @@ int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t bo
 		if (kind == HK_FORWARDING || kind == HK_LENGTH || kind == HK_EXPECT ||
 		    hop_by_hop(r->headers, r->n_headers, f, kind))
 			continue;
-		head_out_field(&h, f->name, f->name_len, f->value, f->value_len);
+		head_out_field(h, f->name, f->name_len, f->value, f->value_len);
 	}
 	if (!r->authority) { /* HTTP/1.0 without Host: the backend needs one */
-		HEAD_OUT_LIT(&h, "Host: ");
-		head_out_str(&h, r->host);
-		HEAD_OUT_LIT(&h, "\r\n");
+		HEAD_OUT_LIT(h, "Host: ");
+		head_out_str(h, r->host);
+		HEAD_OUT_LIT(h, "\r\n");
 	}
-	headers_write_forwarding(&h, r);
+	headers_write_forwarding(h, r);
 	const char *up;
 	size_t up_len;
 	if (r->upgrade && req_header(r, "upgrade", 0, &up, &up_len)) {
-		HEAD_OUT_LIT(&h, "Connection: upgrade\r\n");
-		head_out_field(&h, "Upgrade", 7, up, up_len);
+		HEAD_OUT_LIT(h, "Connection: upgrade\r\n");
+		head_out_field(h, "Upgrade", 7, up, up_len);
 	}
 	if (chunked) {
-		HEAD_OUT_LIT(&h, "Transfer-Encoding: chunked\r\n");
+		HEAD_OUT_LIT(h, "Transfer-Encoding: chunked\r\n");
 	} else if (body_len >= 0) {
-		HEAD_OUT_LIT(&h, "Content-Length: ");
-		head_out_uint(&h, (uint64_t)body_len, 10);
-		HEAD_OUT_LIT(&h, "\r\n");
+		HEAD_OUT_LIT(h, "Content-Length: ");
+		head_out_uint(h, (uint64_t)body_len, 10);
+		HEAD_OUT_LIT(h, "\r\n");
 	}
-	HEAD_OUT_LIT(&h, "\r\n");
+	HEAD_OUT_LIT(h, "\r\n");
+}
+
+int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
+			   bool chunked)
+{
+	struct head_out h;
+	head_out_begin(&h, out);
+	headers_compose_upstream(&h, r, body_len, chunked);
 	return head_out_end(&h);
 }

@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include "proxy/http/head_out.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,3 +37,9 @@ size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, co
  * of memory: out then holds part of a head, which must not be sent. */
 int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
 			   bool chunked);
+
+/* headers_compose_upstream: the same head into h, where it stays while it
+ * fits the stack buffer (the caller may then send it from there); check
+ * h->failed, or end it with head_out_end. */
+void headers_compose_upstream(struct head_out *h, const struct req *r, int64_t body_len,
+			      bool chunked);
