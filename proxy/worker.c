@@ -289,8 +289,10 @@ void worker_join(struct worker *w)
 		tls_conn_drain(w);
 	while (w->conns)
 		h1_conn_close_now(w->conns);
+	h1_spares_free(w);
 	while (w->h2_conns)
 		h2_conn_close_now(w->h2_conns);
+	h2_spares_free(w);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].l)
 			evconnlistener_free(w->listeners[i].l);

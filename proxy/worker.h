@@ -52,7 +52,11 @@ struct worker {
 	uint16_t https_port; /* for redirects: the first HTTPS listener's port */
 
 	struct h1_conn *conns;          /* every HTTP/1 client connection, for draining */
+	struct h1_txn *h1_spare;        /* ended HTTP/1 transactions kept for reuse */
+	unsigned n_h1_spare;
 	struct h2_conn *h2_conns;       /* every HTTP/2 client connection */
+	struct h2_stream *h2_spare;     /* freed streams kept for reuse */
+	unsigned n_h2_spare;
 	struct tls_conn *handshakes;    /* connections still in their TLS handshake */
 	struct proxy_accept *pp_waiting; /* connections still awaiting their PROXY header */
 	_Atomic unsigned long n_conns;  /* read by the main thread for status */

@@ -38,6 +38,7 @@ enum h1_state {
  * when it is over, so an idle keep-alive connection does not carry it. */
 struct h1_txn {
 	struct h1_conn *c;
+	struct h1_txn *next_spare; /* on the worker's list of ended ones */
 	http_parser parser; /* the head's; bodies use chunk */
 	struct chunked chunk;
 	struct req req;

@@ -31,6 +31,8 @@ void h1_conn_drain(struct h1_conn *c);
 
 /* h1_conn_close_now: free it as it stands (after a forced stop). */
 void h1_conn_close_now(struct h1_conn *c);
+/* h1_spares_free: the ended transactions w keeps for reuse (at worker_join). */
+void h1_spares_free(struct worker *w);
 
 /* h1_conn_next: the next connection in the worker's list. */
 struct h1_conn *h1_conn_next(const struct h1_conn *c);

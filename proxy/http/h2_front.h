@@ -40,6 +40,8 @@ void h2_conn_drain(struct h2_conn *c);
 
 /* h2_conn_close_now: free it as it stands (after a forced stop). */
 void h2_conn_close_now(struct h2_conn *c);
+/* h2_spares_free: the freed streams w keeps for reuse (at worker_join). */
+void h2_spares_free(struct worker *w);
 
 /* h2_conn_next: the next connection in the worker's list. */
 struct h2_conn *h2_conn_next(const struct h2_conn *c);

@@ -16,6 +16,7 @@
 #include "proxy/core/log.h"
 #include "proxy/http/dispatch.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/http/h2_front.h"
 #include "proxy/http/h2_request.h"
 #include "proxy/http/head_out.h"
 #include "proxy/http/response.h"
@@ -27,15 +28,66 @@ static struct h2_stream *h2_of(struct exchange *ex)
 	return (struct h2_stream *)((char *)ex - offsetof(struct h2_stream, ex));
 }
 
-struct h2_stream *h2_stream_new(struct h2_conn *c, int32_t id)
+/* Freed streams are kept per worker for the next ones, with their response
+ * buffer and header table: each was an allocation per request (the stream
+ * alone a 2 KiB calloc). Bounded in count, and a stream whose table grew
+ * past the usual is freed instead. */
+#define H2_SPARE_MAX 64
+#define H2_SPARE_HEAD_BYTES 4096
+#define H2_SPARE_FIELDS 64
+
+static struct h2_stream *h2_spare_take(struct worker *w)
 {
-	struct h2_stream *s = calloc(1, sizeof *s);
+	struct h2_stream *s = w->h2_spare;
 	if (!s)
 		return NULL;
-	s->resp = evbuffer_new();
-	if (!s->resp) {
+	w->h2_spare = s->next;
+	w->n_h2_spare--;
+	struct evbuffer *resp = s->resp;
+	struct h2_head head = s->head;
+	memset(s, 0, sizeof *s);
+	s->resp = resp;
+	s->head = head;
+	return s;
+}
+
+static bool h2_spare_keep(struct worker *w, struct h2_stream *s)
+{
+	if (w->n_h2_spare >= H2_SPARE_MAX || s->head.cap > H2_SPARE_HEAD_BYTES ||
+	    s->head.cap_fields > H2_SPARE_FIELDS)
+		return false;
+	evbuffer_drain(s->resp, evbuffer_get_length(s->resp));
+	h2_head_reset(&s->head);
+	s->next = w->h2_spare;
+	w->h2_spare = s;
+	w->n_h2_spare++;
+	return true;
+}
+
+void h2_spares_free(struct worker *w)
+{
+	while (w->h2_spare) {
+		struct h2_stream *s = w->h2_spare;
+		w->h2_spare = s->next;
+		h2_head_clear(&s->head);
+		evbuffer_free(s->resp);
 		free(s);
-		return NULL;
+	}
+	w->n_h2_spare = 0;
+}
+
+struct h2_stream *h2_stream_new(struct h2_conn *c, int32_t id)
+{
+	struct h2_stream *s = h2_spare_take(c->w);
+	if (!s) {
+		s = calloc(1, sizeof *s);
+		if (!s)
+			return NULL;
+		s->resp = evbuffer_new();
+		if (!s->resp) {
+			free(s);
+			return NULL;
+		}
 	}
 	s->c = c;
 	s->id = id;
@@ -63,10 +115,8 @@ void h2_stream_free(struct h2_stream *s)
 	}
 	req_clear(&s->req);
 	nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
-	h2_head_clear(&s->head);
 	free(s->trailers);
 	free(s->trailer_buf);
-	evbuffer_free(s->resp);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -74,6 +124,10 @@ void h2_stream_free(struct h2_stream *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	c->n_streams--;
+	if (h2_spare_keep(c->w, s))
+		return;
+	h2_head_clear(&s->head);
+	evbuffer_free(s->resp);
 	free(s);
 }
 
