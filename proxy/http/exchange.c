@@ -435,7 +435,7 @@ static bool exchange_read_head(struct exchange *ex)
 		const char *why = "bad response";
 		struct h1_limits lim = {.header_size = EXCHANGE_MAX_RESPONSE_HEAD,
 					.header_count = EXCHANGE_MAX_RESPONSE_HEADERS};
-		int st = h1_response_head_parse(head, head_len, &lim, ex->req->is_head, &ex->parser, hs,
+		int st = h1_response_head_parse(head, head_len, &lim, ex->req->is_head, hs,
 						EXCHANGE_MAX_RESPONSE_HEADERS, &rh, &why);
 		ex->resp_scanned = 0;
 		if (st) {

@@ -80,7 +80,6 @@ struct exchange {
 	struct evbuffer *pending; /* request bytes waiting for the connection */
 	bool connected, request_done;
 
-	http_parser parser;  /* for the response head */
 	struct chunked rchunk; /* chunked response body */
 	char *rtrailers;       /* its trailer section, when the front takes trailers */
 	int64_t resp_remaining; /* Content-Length bytes still due, -1 otherwise */

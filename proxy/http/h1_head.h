@@ -1,9 +1,10 @@
 /*
  * h1_head.h - strict parsing of HTTP/1.x message heads (request from a
- * client, response from a backend) on top of libhttp-parser. A strict
- * pre-scan rejects what http-parser tolerates but smuggling relies on (bare
- * LF, obs-fold, whitespace before a colon, control bytes), then http-parser
- * parses and the framing rules of RFC 9112 are checked.
+ * client, response from a backend). A strict pre-scan rejects what
+ * http-parser tolerates but smuggling relies on (bare LF, obs-fold,
+ * whitespace before a colon, control bytes); a request is then parsed
+ * again by libhttp-parser and both views compared; the framing rules of
+ * RFC 9112 are checked on both.
  */
 #pragma once
 
@@ -68,12 +69,12 @@ int h1_request_head_parse(const char *buf, size_t len, const struct h1_limits *l
 			  http_parser *parser, struct h1_header *headers, size_t cap,
 			  struct h1_request_head *out, const char **why);
 
-/* h1_response_head_parse: the same for a backend's response head
- * (HTTP_RESPONSE); `is_head_request` makes the response bodiless. Returns 0,
- * or 502 with *why. */
+/* h1_response_head_parse: the same for a backend's response head, by the
+ * pre-scan alone (see h1_head.c); `is_head_request` makes the response
+ * bodiless. Returns 0, or 502 with *why. */
 int h1_response_head_parse(const char *buf, size_t len, const struct h1_limits *lim,
-			   bool is_head_request, http_parser *parser, struct h1_header *headers,
-			   size_t cap, struct h1_response_head *out, const char **why);
+			   bool is_head_request, struct h1_header *headers, size_t cap,
+			   struct h1_response_head *out, const char **why);
 
 /* h1_ieq: the n bytes at a and b are equal but for ASCII case. */
 bool h1_ieq(const char *a, const char *b, size_t n);

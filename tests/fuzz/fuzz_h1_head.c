@@ -4,12 +4,16 @@
  * followed by body bytes fed to the parser left behind, both as a request
  * and as a response, under normal and tiny limits. Checks that results
  * only point into the input, tables are never overrun, and statuses stay
- * in the documented sets.
+ * in the documented sets. A response head, which portier reads with its
+ * own scanner alone, must read the same (status, field count, framing)
+ * under http-parser whenever that parses it too: the second opinion, kept
+ * here instead of at run time.
  */
 #include "proxy/http/h1_head.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define FUZZ_CAP 64
 
@@ -102,14 +106,69 @@ static void fuzz_request(const char *buf, size_t len, const struct h1_limits *li
 	fuzz_feed_body(&parser, body, body_len);
 }
 
+static int fuzz_count_field(http_parser *p, const char *at, size_t n)
+{
+	(void)at;
+	(void)n;
+	(*(size_t *)p->data)++; /* the scanner refuses split names, so one call a field */
+	return 0;
+}
+
+/* fuzz_framing_quirk: a field named like "Transfer-Encodingx" makes
+ * http-parser 2.9 drop a chunked it had read from a real Transfer-Encoding,
+ * or refuse a Content-Length beside it (both found by this harness); the
+ * RFC makes it an unrelated field, as portier reads it. Such heads are not
+ * compared. */
+static bool fuzz_framing_quirk(const struct h1_response_head *out)
+{
+	static const char *const names[] = {"transfer-encoding", "content-length"};
+	for (size_t i = 0; i < out->n_headers; i++)
+		for (size_t k = 0; k < 2; k++) {
+			size_t n = strlen(names[k]);
+			if (out->headers[i].name_len > n && strncasecmp(out->headers[i].name, names[k], n) == 0)
+				return true;
+		}
+	return false;
+}
+
+/* fuzz_reference_agrees: where http-parser reads the head accepted by
+ * portier's scanner, it reads the same response. */
+static void fuzz_reference_agrees(const char *buf, size_t len, const struct h1_response_head *out,
+				  bool bodiless)
+{
+	if (fuzz_framing_quirk(out))
+		return;
+	http_parser p;
+	http_parser_settings st;
+	size_t fields = 0;
+	http_parser_init(&p, HTTP_RESPONSE);
+	http_parser_settings_init(&st);
+	st.on_header_field = fuzz_count_field;
+	p.data = &fields;
+	size_t done = http_parser_execute(&p, &st, buf, len);
+	/* http-parser refuses some heads the RFC allows (a Content-Length
+	 * followed by HTAB): a refusal is its own strictness, not a second
+	 * reading to compare. */
+	if (HTTP_PARSER_ERRNO(&p) != HPE_OK || done != len)
+		return;
+	FUZZ_ASSERT(p.status_code == out->status && p.http_major == 1 &&
+		    p.http_minor == out->version_minor && fields == out->n_headers);
+	if (bodiless)
+		return;
+	FUZZ_ASSERT(((p.flags & F_CHUNKED) != 0) == out->chunked);
+	if (out->content_length >= 0)
+		FUZZ_ASSERT(p.content_length == (uint64_t)out->content_length);
+}
+
+/* fuzz_response: a backend's head. Its body is framed by portier's own
+ * decoder (fuzz_chunked), not by a parser left after the head. */
 static void fuzz_response(const char *buf, size_t len, const struct h1_limits *lim, size_t cap,
-			  bool head, const char *body, size_t body_len)
+			  bool head)
 {
 	struct h1_header headers[FUZZ_CAP];
 	struct h1_response_head out;
-	http_parser parser = { .data = NULL };
 	const char *why = NULL;
-	int rc = h1_response_head_parse(buf, len, lim, head, &parser, headers, cap, &out, &why);
+	int rc = h1_response_head_parse(buf, len, lim, head, headers, cap, &out, &why);
 
 	if (rc) {
 		FUZZ_ASSERT(rc == 502 && why != NULL);
@@ -119,11 +178,12 @@ static void fuzz_response(const char *buf, size_t len, const struct h1_limits *l
 	fuzz_check_headers(headers, out.n_headers, cap, buf, len);
 	FUZZ_ASSERT(out.status >= 100 && out.status <= 599 && out.version_minor <= 1);
 	FUZZ_ASSERT(out.content_length >= -1 && !(out.chunked && out.content_length >= 0));
-	if (head || out.status < 200 || out.status == 204 || out.status == 304)
+	bool bodiless = head || out.status < 200 || out.status == 204 || out.status == 304;
+	if (bodiless)
 		FUZZ_ASSERT(out.content_length == 0 && !out.chunked);
 	if (out.content_length < 0 && !out.chunked)
 		FUZZ_ASSERT(!out.keep_alive);
-	fuzz_feed_body(&parser, body, body_len);
+	fuzz_reference_agrees(buf, len, &out, bodiless);
 }
 
 /* fuzz_head_len: length through the first CRLF CRLF, or 0. */
@@ -139,8 +199,8 @@ static void fuzz_both(const char *buf, size_t len, const char *body, size_t body
 {
 	fuzz_request(buf, len, &fuzz_normal, FUZZ_CAP, body, body_len);
 	fuzz_request(buf, len, &fuzz_tiny, 2, body, body_len);
-	fuzz_response(buf, len, &fuzz_normal, FUZZ_CAP, head, body, body_len);
-	fuzz_response(buf, len, &fuzz_tiny, 2, !head, body, body_len);
+	fuzz_response(buf, len, &fuzz_normal, FUZZ_CAP, head);
+	fuzz_response(buf, len, &fuzz_tiny, 2, !head);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
