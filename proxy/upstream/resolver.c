@@ -120,13 +120,13 @@ static bool resolver_literal(const char *host, uint16_t port, struct sockaddr_st
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *sin = (struct sockaddr_in *)(void *)ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)(void *)ss;
-	if (evutil_inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons(port);
 		*len = sizeof *sin;
 		return true;
 	}
-	if (evutil_inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(port);
 		*len = sizeof *sin6;
