@@ -105,7 +105,9 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 	w->pool = pool_new(w->base, w->cfg->timeouts_ms.backend_idle, WORKER_POOL_PER_BACKEND,
 			   WORKER_POOL_TOTAL);
 	w->scratch = evbuffer_new();
-	w->backend_response_tv = loop_timeout(w->base, w->cfg->timeouts_ms.backend_response);
+	w->tv.client_header = loop_timeout(w->base, w->cfg->timeouts_ms.client_header);
+	w->tv.client_idle = loop_timeout(w->base, w->cfg->timeouts_ms.client_idle);
+	w->tv.backend_response = loop_timeout(w->base, w->cfg->timeouts_ms.backend_response);
 	w->listeners = calloc(n ? n : 1, sizeof *w->listeners);
 	w->alog = access_log_buf_new(w->alog_sink, w->base);
 	if (!w->alog || !w->mailbox || !w->dns || !w->resolver || !w->pool || !w->scratch ||

@@ -40,7 +40,11 @@ struct worker {
 	struct resolver *resolver;
 	struct pool *pool;
 	struct evbuffer *scratch; /* a backend request head before it is written */
-	struct timeval backend_response_tv; /* timeouts.backend_response, a common timeout */
+	/* Timeouts re-armed per request, as common timeouts of base (see
+	 * loop_timeout.h). */
+	struct {
+		struct timeval client_header, client_idle, backend_response;
+	} tv;
 	struct access_log *alog_sink; /* set by the edge */
 	struct access_log_buf *alog;
 

@@ -134,7 +134,7 @@ static void exchange_connected(struct exchange *ex)
 	ex->state = EX_RESPONSE_HEAD;
 	ex->sent_ms = clock_mono_ms();
 	socket_read_install(ex->up);
-	bufferevent_set_timeouts(ex->up, &w->backend_response_tv, &w->backend_response_tv);
+	bufferevent_set_timeouts(ex->up, &w->tv.backend_response, &w->tv.backend_response);
 	bufferevent_setcb(ex->up, exchange_up_read, exchange_up_write, exchange_up_event, ex);
 	bufferevent_setwatermark(ex->up, EV_WRITE, EXCHANGE_LOW_WATER, 0);
 	/* Enabling what is enabled is not free: a bufferevent re-adds its write

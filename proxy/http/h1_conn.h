@@ -36,6 +36,13 @@ enum h1_state {
 
 /* h1_txn: one request's state, allocated when a request starts and freed
  * when it is over, so an idle keep-alive connection does not carry it. */
+/* A request's head copy and field table live in its transaction when they
+ * fit: otherwise two allocations a request, the table out of malloc's
+ * per-thread cache (limits.header_count's default of 100, plus one, is
+ * 3.2 KiB). */
+#define H1_TXN_FIELDS 101
+#define H1_TXN_HEAD 2048
+
 struct h1_txn {
 	struct h1_conn *c;
 	struct h1_txn *next_spare; /* on the worker's list of ended ones */
@@ -43,6 +50,9 @@ struct h1_txn {
 	struct chunked chunk;
 	struct req req;
 	struct exchange ex;
+	/* Last, so that reuse zeroes only what comes before. */
+	struct h1_header fields[H1_TXN_FIELDS];
+	char head[H1_TXN_HEAD];
 };
 
 struct h1_conn {
@@ -80,10 +90,10 @@ struct h1_conn {
 /* The front's callbacks for its exchange (h1_response.c). */
 extern const struct front_ops h1_ops;
 
-struct timeval h1_tv(uint64_t ms);
 /* h1_txn_begin: c->txn, allocated (zeroed) if there is none; NULL when
- * out of memory. h1_txn_end frees it once neither request nor exchange
- * is live; only from a loop callback (h1_kick) or h1_free. */
+ * out of memory. h1_txn_end ends it (freed, or kept by the worker for
+ * reuse) once neither request nor exchange is live; only from a loop
+ * callback (h1_kick) or h1_free. */
 struct h1_txn *h1_txn_begin(struct h1_conn *c);
 void h1_txn_end(struct h1_conn *c);
 struct h1_conn *h1_of(struct exchange *ex);

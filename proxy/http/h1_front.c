@@ -34,11 +34,6 @@
 
 static void h1_start_next(struct h1_conn *c);
 
-struct timeval h1_tv(uint64_t ms)
-{
-	return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-}
-
 struct h1_conn *h1_of(struct exchange *ex)
 {
 	return ((struct h1_txn *)((char *)ex - offsetof(struct h1_txn, ex)))->c;
@@ -58,7 +53,7 @@ struct h1_txn *h1_txn_begin(struct h1_conn *c)
 	if (t) {
 		w->h1_spare = t->next_spare;
 		w->n_h1_spare--;
-		memset(t, 0, sizeof *t);
+		memset(t, 0, offsetof(struct h1_txn, fields));
 	} else if (!(t = calloc(1, sizeof *t))) {
 		return NULL;
 	}
@@ -165,8 +160,7 @@ void h1_close_after_flush(struct h1_conn *c)
 	else
 		bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	struct timeval tv = h1_tv(c->w->cfg->timeouts_ms.client_idle);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_set_timeouts(c->bev, NULL, &c->w->tv.client_idle);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		event_active(c->kick, 0, 0);
 }
@@ -383,10 +377,8 @@ static void h1_dispatch(struct h1_conn *c)
 	c->body_too_large = false;
 	chunked_init(&c->txn->chunk);
 	c->in_exchange = true;
-	if (c->state == H1_BODY) {
-		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_idle);
-		bufferevent_set_timeouts(c->bev, &tv, NULL);
-	}
+	if (c->state == H1_BODY)
+		bufferevent_set_timeouts(c->bev, &w->tv.client_idle, NULL);
 	/* In H1_WAIT reading stays on (toggling it costs two epoll_ctl a
 	 * request): pipelined bytes wait in the input, bounded by its high
 	 * watermark, and a client that leaves is noticed at once. */
@@ -506,12 +498,6 @@ static void h1_read_head(struct h1_conn *c)
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return;
-	if (!c->head_timer_armed) {
-		/* The first byte of a request starts the client_header deadline. */
-		struct timeval tv = h1_tv(w->cfg->timeouts_ms.client_header);
-		evtimer_add(c->timer, &tv);
-		c->head_timer_armed = true;
-	}
 	if (c->n_requests == 0 && !c->peer.tls && w->cfg->http2.h2c && h1_h2c_adopt(c, in, avail))
 		return;
 	size_t limit = w->cfg->limits.header_size;
@@ -521,8 +507,14 @@ static void h1_read_head(struct h1_conn *c)
 		return;
 	}
 	if (end < 0) {
-		if (avail > limit)
+		if (avail > limit) {
 			h1_reject_early(c, 431);
+		} else if (!c->head_timer_armed) {
+			/* The first byte of a request starts the client_header
+			 * deadline; a head whole in its first read needs none. */
+			evtimer_add(c->timer, &w->tv.client_header);
+			c->head_timer_armed = true;
+		}
 		return;
 	}
 	size_t head_len = (size_t)end;
@@ -541,9 +533,16 @@ static void h1_read_head(struct h1_conn *c)
 	r->start_ms = clock_mono_ms();
 	req_set_peer(r, &c->peer);
 	r->protocol = "HTTP/1.1";
-	r->head_buf = malloc(head_len + 1);
-	unsigned cap = w->cfg->limits.header_count + 1;
-	r->headers = malloc(cap * sizeof *r->headers); /* the parser fills what it counts */
+	unsigned cap = w->cfg->limits.header_count + 1; /* the parser fills what it counts */
+	struct h1_txn *t = c->txn;
+	if (head_len < sizeof t->head && cap <= H1_TXN_FIELDS) {
+		r->head_buf = t->head;
+		r->headers = t->fields;
+		r->borrowed = true;
+	} else {
+		r->head_buf = malloc(head_len + 1);
+		r->headers = malloc(cap * sizeof *r->headers);
+	}
 	if (!r->head_buf || !r->headers) {
 		req_make_id(r);
 		h1_error(c, 500, true);
@@ -670,9 +669,7 @@ static void h1_start_next(struct h1_conn *c)
 		return;
 	}
 	struct worker *w = c->w;
-	struct timeval tv = h1_tv(c->n_requests ? w->cfg->timeouts_ms.client_idle
-					       : w->cfg->timeouts_ms.client_header);
-	evtimer_add(c->timer, &tv);
+	evtimer_add(c->timer, c->n_requests ? &w->tv.client_idle : &w->tv.client_header);
 	c->head_timer_armed = !c->n_requests; /* the first request's deadline runs from accept */
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_setwatermark(c->bev, EV_WRITE, H1_LOW_WATER, 0);

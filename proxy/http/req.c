@@ -115,10 +115,13 @@ void req_clear(struct req *r)
 	if (r->inflight_held && r->route.tenant)
 		limits_release(r->route.tenant);
 	r->inflight_held = false;
-	free(r->head_buf);
+	if (!r->borrowed) {
+		free(r->head_buf);
+		free(r->headers);
+	}
 	r->head_buf = NULL;
-	free(r->headers);
 	r->headers = NULL;
+	r->borrowed = false;
 	snapshot_release(r->snap);
 	r->snap = NULL;
 }

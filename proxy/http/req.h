@@ -16,6 +16,7 @@
 
 struct req {
 	char *head_buf; /* owned copy of the head the strings below point into */
+	bool borrowed;  /* head_buf and headers are the front's: not freed by req_clear */
 
 	const char *method;
 	size_t method_len;
