@@ -116,6 +116,7 @@ static void h1_free(struct h1_conn *c, const char *why)
 		c->in_request = false;
 	}
 	h1_txn_end(c);
+	conn_peer_clear(&c->peer);
 	free(c->last_host);
 	if (c->bev)
 		bufferevent_free(c->bev);
@@ -483,10 +484,10 @@ static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
 		return true; /* wait for the rest, within the header deadline */
 	struct bufferevent *bev = c->bev;
 	struct worker *w = c->w;
-	struct sockaddr_storage peer = c->peer.addr;
+	union peer_addr peer = c->peer.addr;
 	c->bev = NULL;
 	h1_free(c, "h2c");
-	h2_conn_adopt(w, bev, (struct sockaddr *)&peer, sizeof peer);
+	h2_conn_adopt(w, bev, &peer.sa, sizeof peer);
 	return true;
 }
 
@@ -750,6 +751,7 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			bufferevent_free(c->bev);
 		event_free(c->timer);
 		event_free(c->kick);
+		conn_peer_clear(&c->peer);
 		free(c);
 		return NULL;
 	}

@@ -75,6 +75,7 @@ static void h2_free(struct h2_conn *c, const char *why)
 		h2_stream_free(c->streams);
 	nghttp2_session_del(c->session);
 	bufferevent_free(c->bev);
+	conn_peer_clear(&c->peer);
 	evbuffer_free(c->stage);
 	event_free(c->timer);
 	event_free(c->kick);
@@ -554,6 +555,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 		if (c->stage)
 			evbuffer_free(c->stage);
 		bufferevent_free(bev);
+		conn_peer_clear(&c->peer);
 		free(c);
 		return NULL;
 	}

@@ -102,6 +102,7 @@ void req_make_id(struct req *r)
 
 void req_set_peer(struct req *r, const struct conn_peer *p)
 {
+	memset(&r->client, 0, sizeof r->client);
 	memcpy(&r->client, &p->addr, sizeof p->addr);
 	memcpy(r->client_ip, p->ip, sizeof r->client_ip);
 	r->local_port = p->local_port;

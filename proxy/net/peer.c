@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy/edge.h"
@@ -33,17 +34,28 @@ static uint16_t peer_local_port(int fd)
 						 : ((struct sockaddr_in *)&local)->sin_port);
 }
 
+static char peer_no_sni[1]; /* "", shared, never freed */
+
 void conn_peer_init(struct conn_peer *p, struct edge *e, int fd, const struct sockaddr *sa,
 		    socklen_t len, SSL *ssl, const char *sni)
 {
 	memset(p, 0, sizeof *p);
+	p->sni = peer_no_sni;
 	memcpy(&p->addr, sa, len < sizeof p->addr ? len : sizeof p->addr);
-	peer_format_ip((const struct sockaddr *)&p->addr, p->ip, sizeof p->ip);
+	peer_format_ip(&p->addr.sa, p->ip, sizeof p->ip);
 	p->trusted = edge_is_trusted_proxy(e, sa);
 	p->local_port = peer_local_port(fd);
 	if (ssl) {
 		p->tls = true;
 		p->tls_version = SSL_get_version(ssl);
-		snprintf(p->sni, sizeof p->sni, "%s", sni ? sni : "");
+		if (sni && *sni && !(p->sni = strdup(sni)))
+			p->sni = peer_no_sni; /* out of memory: as if no SNI was sent */
 	}
+}
+
+void conn_peer_clear(struct conn_peer *p)
+{
+	if (p->sni != peer_no_sni)
+		free(p->sni);
+	p->sni = peer_no_sni;
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -14,17 +15,28 @@
 
 struct edge;
 
+/* Every idle connection keeps its peer, so it is kept small: an address
+ * union of 28 bytes where a sockaddr_storage takes 128, and the SNI as
+ * long as it is rather than in 256 bytes. */
+union peer_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
 struct conn_peer {
-	struct sockaddr_storage addr;
+	union peer_addr addr;    /* other families (none expected) are cut */
 	char ip[48];
 	uint16_t local_port;
 	bool trusted;            /* addr is in trusted_proxies */
 	bool tls;
 	const char *tls_version; /* "TLSv1.3", NULL on plain HTTP */
-	char sni[256];           /* "" without TLS or SNI */
+	char *sni;               /* "" without TLS or SNI; else owned (conn_peer_clear) */
 };
 
 /* conn_peer_init: p for socket fd accepted from sa (the PROXY header's
  * source when there was one); ssl is the finished handshake, or NULL. */
 void conn_peer_init(struct conn_peer *p, struct edge *e, int fd, const struct sockaddr *sa,
 		    socklen_t len, SSL *ssl, const char *sni);
+/* conn_peer_clear: free what p owns. */
+void conn_peer_clear(struct conn_peer *p);
