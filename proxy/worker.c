@@ -266,6 +266,19 @@ void worker_request_cert(struct worker *w, const char *host, enum cfg_tls_mode m
 	edge_request_cert(w->edge, w, host, mode);
 }
 
+struct evbuffer *worker_buf_take(struct worker *w)
+{
+	return w->n_spare_bufs ? w->spare_bufs[--w->n_spare_bufs] : evbuffer_new();
+}
+
+void worker_buf_give(struct worker *w, struct evbuffer *b)
+{
+	if (w->n_spare_bufs < WORKER_SPARE_BUFS && evbuffer_drain(b, evbuffer_get_length(b)) == 0)
+		w->spare_bufs[w->n_spare_bufs++] = b;
+	else
+		evbuffer_free(b);
+}
+
 void worker_conn_added(struct worker *w)
 {
 	atomic_fetch_add_explicit(&w->n_conns, 1, memory_order_relaxed);
@@ -295,6 +308,8 @@ void worker_join(struct worker *w)
 	while (w->h2_conns)
 		h2_conn_close_now(w->h2_conns);
 	h2_spares_free(w);
+	while (w->n_spare_bufs)
+		evbuffer_free(w->spare_bufs[--w->n_spare_bufs]);
 	for (size_t i = 0; i < w->n_listeners; i++)
 		if (w->listeners[i].l)
 			evconnlistener_free(w->listeners[i].l);

@@ -29,6 +29,8 @@ struct proxy_accept;
 
 enum listener_kind { LISTENER_HTTP, LISTENER_HTTPS };
 
+#define WORKER_SPARE_BUFS 64
+
 struct worker {
 	unsigned id;
 	pthread_t thread;
@@ -57,6 +59,8 @@ struct worker {
 
 	struct h1_conn *conns;          /* every HTTP/1 client connection, for draining */
 	struct h1_txn *h1_spare;        /* ended HTTP/1 transactions kept for reuse */
+	struct evbuffer *spare_bufs[WORKER_SPARE_BUFS]; /* empty, for worker_buf_take */
+	unsigned n_spare_bufs;
 	unsigned n_h1_spare;
 	struct h2_conn *h2_conns;       /* every HTTP/2 client connection */
 	struct h2_stream *h2_spare;     /* freed streams kept for reuse */
@@ -84,6 +88,14 @@ void worker_post_cert_result(struct worker *w, const char *host, bool ok, const 
 
 /* worker_join: wait for the thread to end and free the worker's state. */
 void worker_join(struct worker *w);
+
+/* worker_buf_take: an empty evbuffer, one kept by worker_buf_give if any
+ * (no allocation); NULL when out of memory. A buffer a connection needs
+ * only while it answers is taken and given back, so idle connections hold
+ * none. */
+struct evbuffer *worker_buf_take(struct worker *w);
+/* worker_buf_give: b (emptied here) back, kept or freed. */
+void worker_buf_give(struct worker *w, struct evbuffer *b);
 
 /* Used by connections: */
 void worker_conn_added(struct worker *w);

@@ -75,6 +75,11 @@ void h1_txn_end(struct h1_conn *c)
 		free(c->txn);
 	}
 	c->txn = NULL;
+	if (c->stage && evbuffer_get_length(c->stage) == 0) {
+		worker_buf_give(w, c->stage); /* between requests no stage is needed */
+		c->stage = NULL;
+		c->staging = false;
+	}
 }
 
 void h1_spares_free(struct worker *w)

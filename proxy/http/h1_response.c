@@ -22,7 +22,7 @@ struct evbuffer *h1_out(struct h1_conn *c)
 struct evbuffer *h1_stage_begin(struct h1_conn *c)
 {
 	if (!c->staging && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-	    (c->stage || (c->stage = evbuffer_new())))
+	    (c->stage || (c->stage = worker_buf_take(c->w))))
 		c->staging = true;
 	return h1_out(c);
 }
