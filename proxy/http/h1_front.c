@@ -40,8 +40,8 @@ struct h1_conn *h1_of(struct exchange *ex)
 }
 
 /* Ended transactions are kept per worker for the next requests: each was a
- * 1.7 KiB calloc and its free, out of the size classes malloc keeps at
- * hand. Bounded, so idle connections still hold none. */
+ * calloc of several KiB and its free, beyond the sizes malloc keeps at
+ * hand per thread. At most 64, and idle connections still hold none. */
 #define H1_SPARE_MAX 64
 
 struct h1_txn *h1_txn_begin(struct h1_conn *c)
