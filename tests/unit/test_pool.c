@@ -63,33 +63,41 @@ static bool peer_eof(struct event_base *base, int peer)
 	return false;
 }
 
-static void test_take_newest(struct event_base *base)
+/* three_idle: a pool holding c[0] and c[1] idle under k1, c[2] under k2. */
+static struct pool *three_idle(struct event_base *base, struct conn c[3], const char *k1,
+			       const char *k2)
 {
 	struct pool *p = pool_new(base, 60000, 8, 64);
-	struct conn a = conn_new(base), b = conn_new(base), c = conn_new(base);
-	pool_put(p, "10.0.0.1:80", a.bev);
-	pool_put(p, "10.0.0.1:80", b.bev);
-	pool_put(p, "[::1]:8080", c.bev);
+	for (int i = 0; i < 3; i++)
+		c[i] = conn_new(base);
+	pool_put(p, k1, c[0].bev);
+	pool_put(p, k1, c[1].bev);
+	pool_put(p, k2, c[2].bev);
+	return p;
+}
+
+static void test_take_newest(struct event_base *base)
+{
+	struct conn c[3];
+	struct pool *p = three_idle(base, c, "10.0.0.1:80", "[::1]:8080");
 	CHECK(pool_idle_count(p, "10.0.0.1:80") == 2);
 	CHECK(pool_idle_count(p, "[::1]:8080") == 1);
 	CHECK(pool_idle_count(p, NULL) == 3);
 	CHECK(pool_key_count(p) == 2);
 	CHECK(pool_take(p, "10.0.0.2:80") == NULL);
-	CHECK(pool_take(p, "10.0.0.1:80") == b.bev);
-	CHECK(pool_take(p, "10.0.0.1:80") == a.bev);
+	CHECK(pool_take(p, "10.0.0.1:80") == c[1].bev);
+	CHECK(pool_take(p, "10.0.0.1:80") == c[0].bev);
 	CHECK(pool_take(p, "10.0.0.1:80") == NULL);
-	CHECK(pool_take(p, "[::1]:8080") == c.bev);
+	CHECK(pool_take(p, "[::1]:8080") == c[2].bev);
 	CHECK(pool_idle_count(p, NULL) == 0);
 	/* Taken connections are the caller's again: put back, reused. */
-	pool_put(p, "10.0.0.1:80", a.bev);
-	CHECK(pool_take(p, "10.0.0.1:80") == a.bev);
-	bufferevent_free(a.bev);
-	bufferevent_free(b.bev);
-	bufferevent_free(c.bev);
+	pool_put(p, "10.0.0.1:80", c[0].bev);
+	CHECK(pool_take(p, "10.0.0.1:80") == c[0].bev);
+	for (int i = 0; i < 3; i++) {
+		bufferevent_free(c[i].bev);
+		close(c[i].peer);
+	}
 	pool_free(p);
-	close(a.peer);
-	close(b.peer);
-	close(c.peer);
 }
 
 static void test_caps(struct event_base *base)
@@ -118,21 +126,18 @@ static void test_caps(struct event_base *base)
 
 static void test_backend_ends_idle(struct event_base *base)
 {
-	struct pool *p = pool_new(base, 60000, 8, 64);
-	struct conn a = conn_new(base), b = conn_new(base), c = conn_new(base);
-	pool_put(p, "x:1", a.bev);
-	pool_put(p, "x:1", b.bev);
-	pool_put(p, "y:1", c.bev);
-	close(a.peer); /* the backend closes one */
+	struct conn c[3];
+	struct pool *p = three_idle(base, c, "x:1", "y:1");
+	close(c[0].peer); /* the backend closes one */
 	CHECK(pool_wait_total(base, p, 2));
-	CHECK(pool_take(p, "x:1") == b.bev); /* the other is still good */
-	CHECK(write(c.peer, "x", 1) == 1); /* a backend speaking unasked */
+	CHECK(pool_take(p, "x:1") == c[1].bev); /* the other is still good */
+	CHECK(write(c[2].peer, "x", 1) == 1); /* a backend speaking unasked */
 	CHECK(pool_wait_total(base, p, 0));
 	CHECK(pool_key_count(p) == 1); /* y went with its last connection; x was taken from */
-	bufferevent_free(b.bev);
+	bufferevent_free(c[1].bev);
 	pool_free(p);
-	close(b.peer);
-	close(c.peer);
+	close(c[1].peer);
+	close(c[2].peer);
 }
 
 static void test_idle_timeout(struct event_base *base)
