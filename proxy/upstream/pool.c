@@ -202,7 +202,10 @@ void pool_put(struct pool *p, const char *key, struct bufferevent *bev)
 	bufferevent_setcb(bev, pool_idle_read, NULL, pool_idle_event, it);
 	bufferevent_set_timeouts(bev, &p->idle_tv, NULL);
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);
-	bufferevent_enable(bev, EV_READ);
+	/* A connection coming back from a request still reads, and enabling
+	 * it again would re-add its read event just re-added above. */
+	if (!(bufferevent_get_enabled(bev) & EV_READ))
+		bufferevent_enable(bev, EV_READ);
 }
 
 struct bufferevent *pool_take(struct pool *p, const char *key)
