@@ -201,9 +201,13 @@ void pool_put(struct pool *p, const char *key, struct bufferevent *bev)
 	p->n_total++;
 	bufferevent_setcb(bev, pool_idle_read, NULL, pool_idle_event, it);
 	bufferevent_set_timeouts(bev, &p->idle_tv, NULL);
-	bufferevent_setwatermark(bev, EV_READ, 0, 0);
-	/* A connection coming back from a request still reads, and enabling
-	 * it again would re-add its read event just re-added above. */
+	/* Setting a read watermark, even to what it is, re-adds the read
+	 * event, and so does enabling reading: a connection coming back from
+	 * a request reads already and has no watermark, so neither is done
+	 * for it. */
+	size_t low, high;
+	if (bufferevent_getwatermark(bev, EV_READ, &low, &high) == 0 && (low || high))
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
 	if (!(bufferevent_get_enabled(bev) & EV_READ))
 		bufferevent_enable(bev, EV_READ);
 }
