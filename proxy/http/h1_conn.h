@@ -67,6 +67,7 @@ struct h1_conn {
 
 	size_t scanned;       /* head bytes already searched for CRLFCRLF */
 	bool head_timer_armed;
+	bool bev_timeouts;    /* bev has a read or write timeout (h1_set_timeouts) */
 	unsigned n_requests;
 
 	struct h1_txn *txn;   /* while in_request or in_exchange, else NULL */
@@ -95,6 +96,9 @@ extern const struct front_ops h1_ops;
  * reuse) once neither request nor exchange is live; only from a loop
  * callback (h1_kick) or h1_free. */
 struct h1_txn *h1_txn_begin(struct h1_conn *c);
+/* h1_set_timeouts: bev's read and write timeouts (NULL: none). Clearing
+ * what is clear is skipped: every call re-adds bev's pending events. */
+void h1_set_timeouts(struct h1_conn *c, const struct timeval *rd, const struct timeval *wr);
 void h1_txn_end(struct h1_conn *c);
 struct h1_conn *h1_of(struct exchange *ex);
 /* h1_read: the bufferevent read callback, also run to resume reading. */

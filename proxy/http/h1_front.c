@@ -92,6 +92,14 @@ void h1_spares_free(struct worker *w)
 	w->n_h1_spare = 0;
 }
 
+void h1_set_timeouts(struct h1_conn *c, const struct timeval *rd, const struct timeval *wr)
+{
+	if (!rd && !wr && !c->bev_timeouts)
+		return;
+	bufferevent_set_timeouts(c->bev, rd, wr);
+	c->bev_timeouts = rd || wr;
+}
+
 /* h1_keep_host: remember the request's host for h1_conn_routes_changed;
  * the copy is kept while the host stays the same, as it does on most
  * keep-alive connections. */
@@ -166,7 +174,7 @@ void h1_close_after_flush(struct h1_conn *c)
 	else
 		bufferevent_disable(c->bev, EV_READ);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(c->bev, NULL, &c->w->tv.client_idle);
+	h1_set_timeouts(c, NULL, &c->w->tv.client_idle);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		event_active(c->kick, 0, 0);
 }
@@ -266,7 +274,7 @@ static bool h1_chunked_precheck(struct h1_conn *c)
 static void h1_body_done(struct h1_conn *c)
 {
 	c->state = H1_WAIT;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	h1_set_timeouts(c, NULL, NULL);
 	exchange_request_end(&c->txn->ex);
 }
 
@@ -384,7 +392,7 @@ static void h1_dispatch(struct h1_conn *c)
 	chunked_init(&c->txn->chunk);
 	c->in_exchange = true;
 	if (c->state == H1_BODY)
-		bufferevent_set_timeouts(c->bev, &w->tv.client_idle, NULL);
+		h1_set_timeouts(c, &w->tv.client_idle, NULL);
 	/* In H1_WAIT reading stays on (toggling it costs two epoll_ctl a
 	 * request): pipelined bytes wait in the input, bounded by its high
 	 * watermark, and a client that leaves is noticed at once. */
@@ -677,7 +685,7 @@ static void h1_start_next(struct h1_conn *c)
 	struct worker *w = c->w;
 	evtimer_add(c->timer, c->n_requests ? &w->tv.client_idle : &w->tv.client_header);
 	c->head_timer_armed = !c->n_requests; /* the first request's deadline runs from accept */
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	h1_set_timeouts(c, NULL, NULL);
 	bufferevent_setwatermark(c->bev, EV_WRITE, H1_LOW_WATER, 0);
 	/* Enabling what is enabled re-adds the write event (EPOLLOUT on, off). */
 	short off = (short)((EV_READ | EV_WRITE) & ~bufferevent_get_enabled(c->bev));

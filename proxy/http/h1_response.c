@@ -205,7 +205,7 @@ static void h1_upgraded(struct exchange *ex)
 	struct h1_conn *c = h1_of(ex);
 	c->state = H1_TUNNEL;
 	c->close_after = true;
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	h1_set_timeouts(c, NULL, NULL);
 	h1_read_enable(c);
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
 		h1_read(c->bev, c);
