@@ -66,14 +66,13 @@ static void exchange_fail(struct exchange *ex, int status, const char *why)
 
 /* exchange_set_key: backend a's "host:port" (made when the config was
  * loaded) into ex->key, the pool's key, and the request's upstream, the
- * access log's; cut to fit, as snprintf did. */
+ * access log's; cut to fit. */
 static void exchange_set_key(struct exchange *ex, const struct cfg_addr *a)
 {
-	const char *text = cfg_addr_text(a, ex->key, sizeof ex->key);
-	size_t n = strlen(text);
-	if (n >= sizeof ex->key)
-		n = sizeof ex->key - 1;
-	memmove(ex->key, text, n); /* text may be ex->key itself */
+	char buf[sizeof ex->key];
+	const char *text = cfg_addr_text(a, buf, sizeof buf);
+	size_t n = strnlen(text, sizeof ex->key - 1);
+	memcpy(ex->key, text, n);
 	ex->key[n] = '\0';
 	_Static_assert(sizeof ex->key <= sizeof ex->req->upstream, "upstream holds the key");
 	memcpy(ex->req->upstream, ex->key, n + 1);

@@ -34,8 +34,6 @@ enum h1_state {
 	H1_CLOSING, /* flushing the last bytes, then close */
 };
 
-/* h1_txn: one request's state, allocated when a request starts and freed
- * when it is over, so an idle keep-alive connection does not carry it. */
 /* A request's head copy and field table live in its transaction when they
  * fit: otherwise two allocations a request, the table out of malloc's
  * per-thread cache (limits.header_count's default of 100, plus one, is
@@ -43,6 +41,9 @@ enum h1_state {
 #define H1_TXN_FIELDS 101
 #define H1_TXN_HEAD 2048
 
+/* h1_txn: one request's state, taken when a request starts and given back
+ * (to the worker's spares) when it is over, so an idle keep-alive
+ * connection does not carry it. */
 struct h1_txn {
 	struct h1_conn *c;
 	struct h1_txn *next_spare; /* on the worker's list of ended ones */

@@ -244,12 +244,3 @@ void headers_compose_upstream(struct head_out *h, const struct req *r, int64_t b
 	}
 	HEAD_OUT_LIT(h, "\r\n");
 }
-
-int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
-			   bool chunked)
-{
-	struct head_out h;
-	head_out_begin(&h, out);
-	headers_compose_upstream(&h, r, body_len, chunked);
-	return head_out_end(&h);
-}

@@ -30,16 +30,12 @@ size_t headers_end_to_end(const struct h1_header *hs, size_t n, bool keep_length
  * Returns the new length; *out points into path or at "/". */
 size_t headers_strip_prefix(const char *path, size_t len, const char *prefix, const char **out);
 
-/* headers_write_upstream: the backend request head for r into out. body_len
- * is the Content-Length to send (-1: none), chunked sends
- * Transfer-Encoding: chunked. Forwarding headers are appended to the
- * client's when the peer is trusted, replaced otherwise. 0, or -1 when out
- * of memory: out then holds part of a head, which must not be sent. */
-int headers_write_upstream(struct evbuffer *out, const struct req *r, int64_t body_len,
-			   bool chunked);
-
-/* headers_compose_upstream: the same head into h, where it stays while it
- * fits the stack buffer (the caller may then send it from there); check
- * h->failed, or end it with head_out_end. */
+/* headers_compose_upstream: the backend request head for r into h, where
+ * it stays while it fits the stack buffer (the caller may then send it from
+ * there), else spills into h's evbuffer. body_len is the Content-Length to
+ * send (-1: none), chunked sends Transfer-Encoding: chunked. Forwarding
+ * headers are appended to the client's when the peer is trusted, replaced
+ * otherwise. Out of memory sets h->failed (head_out_end returns -1): the
+ * head is then cut and must not be sent. */
 void headers_compose_upstream(struct head_out *h, const struct req *r, int64_t body_len,
 			      bool chunked);
