@@ -10,13 +10,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <http_parser.h>
 
 #include "proxy/http/chunked.h"
 #include "proxy/http/exchange.h"
 #include "proxy/http/req.h"
+#include "proxy/net/conn_io.h"
 #include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
@@ -59,7 +59,7 @@ struct h1_txn {
 struct h1_conn {
 	struct h1_conn *next, *prev;
 	struct worker *w;
-	struct bufferevent *bev;
+	struct conn_io *io;
 	struct event *timer; /* header and idle deadlines */
 	struct event *kick;  /* deferred start of the next pipelined request */
 	enum listener_kind kind;
@@ -68,7 +68,6 @@ struct h1_conn {
 
 	size_t scanned;       /* head bytes already searched for CRLFCRLF */
 	bool head_timer_armed;
-	bool bev_timeouts;    /* bev has a read or write timeout (h1_set_timeouts) */
 	unsigned n_requests;
 
 	struct h1_txn *txn;   /* while in_request or in_exchange, else NULL */
@@ -97,13 +96,10 @@ extern const struct front_ops h1_ops;
  * reuse) once neither request nor exchange is live; only from a loop
  * callback (h1_kick) or h1_free. */
 struct h1_txn *h1_txn_begin(struct h1_conn *c);
-/* h1_set_timeouts: bev's read and write timeouts (NULL: none). Clearing
- * what is clear is skipped: every call re-adds bev's pending events. */
-void h1_set_timeouts(struct h1_conn *c, const struct timeval *rd, const struct timeval *wr);
 void h1_txn_end(struct h1_conn *c);
 struct h1_conn *h1_of(struct exchange *ex);
-/* h1_read: the bufferevent read callback, also run to resume reading. */
-void h1_read(struct bufferevent *bev, void *arg);
+/* h1_read: the read callback, also run to resume reading. */
+void h1_read(struct conn_io *io, void *arg);
 /* h1_read_enable: read from the client again (and what TLS read ahead). */
 void h1_read_enable(struct h1_conn *c);
 /* h1_close_after_flush: send what is queued, then close (lingering when a
@@ -122,8 +118,8 @@ void h1_error(struct h1_conn *c, int status, bool close);
 void h1_finish_response(struct h1_conn *c);
 /* h1_out: where the answer's bytes go now: the stage, or the output. An
  * answer that starts with nothing queued is staged and written straight to
- * the socket from the loop (h1_push): through the bufferevent each answer
- * cost an EPOLLOUT registration and its removal. */
+ * the socket from the loop (h1_push): through the output each answer
+ * would cost an EPOLLOUT registration and its removal. */
 struct evbuffer *h1_out(struct h1_conn *c);
 /* h1_stage_begin: stage what follows when nothing is queued; h1_out. */
 struct evbuffer *h1_stage_begin(struct h1_conn *c);

@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "acme/challenges.h"
@@ -28,9 +26,8 @@
 #include "proxy/http/h1_conn.h"
 #include "proxy/http/h2_front.h"
 #include "proxy/log/access_log.h"
+#include "proxy/net/conn_io.h"
 #include "proxy/net/peer.h"
-#include "proxy/net/socket_read.h"
-#include "proxy/net/tls_read.h"
 
 static void h1_start_next(struct h1_conn *c);
 
@@ -92,14 +89,6 @@ void h1_spares_free(struct worker *w)
 	w->n_h1_spare = 0;
 }
 
-void h1_set_timeouts(struct h1_conn *c, const struct timeval *rd, const struct timeval *wr)
-{
-	if (!rd && !wr && !c->bev_timeouts)
-		return;
-	bufferevent_set_timeouts(c->bev, rd, wr);
-	c->bev_timeouts = rd || wr;
-}
-
 /* h1_keep_host: remember the request's host for h1_conn_routes_changed;
  * the copy is kept while the host stays the same, as it does on most
  * keep-alive connections. */
@@ -131,8 +120,8 @@ static void h1_free(struct h1_conn *c, const char *why)
 	h1_txn_end(c);
 	conn_peer_clear(&c->peer);
 	free(c->last_host);
-	if (c->bev)
-		bufferevent_free(c->bev);
+	if (c->io)
+		conn_io_free(c->io);
 	if (c->stage)
 		evbuffer_free(c->stage);
 	event_free(c->timer);
@@ -156,9 +145,7 @@ void h1_conn_close_now(struct h1_conn *c)
 
 void h1_read_enable(struct h1_conn *c)
 {
-	bufferevent_enable(c->bev, EV_READ);
-	if (c->peer.tls)
-		tls_read_kick(c->bev); /* bytes OpenSSL read ahead while reading was off */
+	conn_io_read_on(c->io);
 }
 
 /* h1_close_after_flush: send what is queued, then close. The client's
@@ -172,10 +159,10 @@ void h1_close_after_flush(struct h1_conn *c)
 	if (c->linger)
 		h1_read_enable(c);
 	else
-		bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-	h1_set_timeouts(c, NULL, &c->w->tv.client_idle);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_io_read_off(c->io);
+	conn_io_write_low(c->io, 0);
+	conn_io_timeouts(c->io, NULL, &c->w->tv.client_idle);
+	if (evbuffer_get_length(conn_io_output(c->io)) == 0)
 		event_active(c->kick, 0, 0);
 }
 
@@ -187,7 +174,7 @@ static void h1_closing_flushed(struct h1_conn *c)
 		return;
 	}
 	if (!c->peer.tls) /* tell the client we are done; TLS peers just see the close */
-		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+		shutdown(conn_io_fd(c->io), SHUT_WR);
 	if (!evtimer_pending(c->timer, NULL)) {
 		struct timeval tv = {H1_LINGER_S, 0};
 		evtimer_add(c->timer, &tv);
@@ -200,7 +187,7 @@ void h1_abort(struct h1_conn *c)
 	h1_end_request(c);
 	c->state = H1_CLOSING;
 	c->aborted = true;
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	conn_io_stop(c->io);
 	event_active(c->kick, 0, 0);
 }
 
@@ -256,7 +243,7 @@ static void h1_ignore_chunk_data(void *arg, const char *p, size_t n)
  * well-formed, so a bad first chunk is refused before a backend sees the head. */
 static bool h1_chunked_precheck(struct h1_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_io_input(c->io);
 	struct evbuffer_iovec v[8];
 	int n = evbuffer_peek(in, -1, NULL, v, 8);
 	struct chunked probe;
@@ -274,17 +261,17 @@ static bool h1_chunked_precheck(struct h1_conn *c)
 static void h1_body_done(struct h1_conn *c)
 {
 	c->state = H1_WAIT;
-	h1_set_timeouts(c, NULL, NULL);
+	conn_io_timeouts(c->io, NULL, NULL);
 	exchange_request_end(&c->txn->ex);
 }
 
 /* h1_read_body: feed the backend while it keeps up. */
 static void h1_read_body(struct h1_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_io_input(c->io);
 	while (c->state == H1_BODY && evbuffer_get_length(in)) {
 		if (exchange_request_backlog(&c->txn->ex) > H1_HIGH_WATER) {
-			bufferevent_disable(c->bev, EV_READ);
+			conn_io_read_off(c->io);
 			return;
 		}
 		size_t avail = evbuffer_get_length(in);
@@ -392,7 +379,7 @@ static void h1_dispatch(struct h1_conn *c)
 	chunked_init(&c->txn->chunk);
 	c->in_exchange = true;
 	if (c->state == H1_BODY)
-		h1_set_timeouts(c, &w->tv.client_idle, NULL);
+		conn_io_timeouts(c->io, &w->tv.client_idle, NULL);
 	/* In H1_WAIT reading stays on (toggling it costs two epoll_ctl a
 	 * request): pipelined bytes wait in the input, bounded by its high
 	 * watermark, and a client that leaves is noticed at once. */
@@ -495,12 +482,12 @@ static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
 		return false;
 	if (n < 24)
 		return true; /* wait for the rest, within the header deadline */
-	struct bufferevent *bev = c->bev;
+	struct conn_io *io = c->io;
 	struct worker *w = c->w;
 	union peer_addr peer = c->peer.addr;
-	c->bev = NULL;
+	c->io = NULL;
 	h1_free(c, "h2c");
-	h2_conn_adopt(w, bev, &peer.sa, sizeof peer);
+	h2_conn_adopt(w, io, &peer.sa, sizeof peer);
 	return true;
 }
 
@@ -508,7 +495,7 @@ static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
 static void h1_read_head(struct h1_conn *c)
 {
 	struct worker *w = c->w;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = conn_io_input(c->io);
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return;
@@ -586,10 +573,10 @@ static void h1_read_head(struct h1_conn *c)
 	h1_dispatch(c);
 }
 
-void h1_read(struct bufferevent *bev, void *arg)
+void h1_read(struct conn_io *io, void *arg)
 {
 	struct h1_conn *c = arg;
-	(void)bev;
+	(void)io;
 	switch (c->state) {
 	case H1_HEAD:
 		h1_read_head(c);
@@ -598,10 +585,10 @@ void h1_read(struct bufferevent *bev, void *arg)
 		h1_read_body(c);
 		break;
 	case H1_TUNNEL: {
-		struct evbuffer *in = bufferevent_get_input(c->bev);
+		struct evbuffer *in = conn_io_input(c->io);
 		size_t n = evbuffer_get_length(in);
 		if (exchange_request_backlog(&c->txn->ex) > H1_HIGH_WATER) {
-			bufferevent_disable(c->bev, EV_READ);
+			conn_io_read_off(c->io);
 			return;
 		}
 		c->txn->req.bytes_in += n;
@@ -609,7 +596,7 @@ void h1_read(struct bufferevent *bev, void *arg)
 		break;
 	}
 	case H1_CLOSING: {
-		struct evbuffer *in = bufferevent_get_input(c->bev);
+		struct evbuffer *in = conn_io_input(c->io);
 		c->lingered += evbuffer_get_length(in);
 		evbuffer_drain(in, evbuffer_get_length(in));
 		if (c->lingered > H1_LINGER_BYTES)
@@ -621,11 +608,11 @@ void h1_read(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void h1_write(struct bufferevent *bev, void *arg)
+static void h1_write(struct conn_io *io, void *arg)
 {
 	struct h1_conn *c = arg;
 	if (c->state == H1_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(conn_io_output(io)) == 0)
 			h1_closing_flushed(c);
 		return;
 	}
@@ -633,11 +620,11 @@ static void h1_write(struct bufferevent *bev, void *arg)
 		exchange_response_drained(&c->txn->ex);
 }
 
-static void h1_event(struct bufferevent *bev, short what, void *arg)
+static void h1_event(struct conn_io *io, short what, void *arg)
 {
 	struct h1_conn *c = arg;
-	(void)bev;
-	if (c->state == H1_TUNNEL && (what & BEV_EVENT_EOF)) {
+	(void)io;
+	if (c->state == H1_TUNNEL && (what & CONN_IO_EOF)) {
 		h1_end_request(c);
 		h1_free(c, "tunnel closed by client");
 		return;
@@ -645,7 +632,7 @@ static void h1_event(struct bufferevent *bev, short what, void *arg)
 	if (c->in_request)
 		c->txn->req.status = c->txn->req.status ? c->txn->req.status : 499; /* client went away */
 	h1_end_request(c);
-	h1_free(c, what & BEV_EVENT_TIMEOUT ? "timeout" : what & BEV_EVENT_EOF ? "eof" : "error");
+	h1_free(c, what & CONN_IO_TIMEOUT ? "timeout" : what & CONN_IO_EOF ? "eof" : "error");
 }
 
 /* h1_timer: the head did not arrive in time, or the connection idled out. */
@@ -660,7 +647,7 @@ static void h1_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->state != H1_HEAD)
 		return;
-	if (c->head_timer_armed && evbuffer_get_length(bufferevent_get_input(c->bev)) &&
+	if (c->head_timer_armed && evbuffer_get_length(conn_io_input(c->io)) &&
 	    h1_txn_begin(c)) {
 		c->in_request = true;
 		memset(&c->txn->req, 0, sizeof c->txn->req);
@@ -685,14 +672,9 @@ static void h1_start_next(struct h1_conn *c)
 	struct worker *w = c->w;
 	evtimer_add(c->timer, c->n_requests ? &w->tv.client_idle : &w->tv.client_header);
 	c->head_timer_armed = !c->n_requests; /* the first request's deadline runs from accept */
-	h1_set_timeouts(c, NULL, NULL);
-	bufferevent_setwatermark(c->bev, EV_WRITE, H1_LOW_WATER, 0);
-	/* Enabling what is enabled re-adds the write event (EPOLLOUT on, off). */
-	short off = (short)((EV_READ | EV_WRITE) & ~bufferevent_get_enabled(c->bev));
-	if (off)
-		bufferevent_enable(c->bev, off);
-	if ((off & EV_READ) && c->peer.tls)
-		tls_read_kick(c->bev);
+	conn_io_timeouts(c->io, NULL, NULL);
+	conn_io_write_low(c->io, H1_LOW_WATER);
+	conn_io_read_on(c->io);
 	h1_read_head(c);
 }
 
@@ -705,7 +687,7 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 		h1_push(c);
 	h1_txn_end(c); /* between requests: an idle connection keeps none */
 	if (c->state == H1_CLOSING) {
-		if (c->aborted || evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (c->aborted || evbuffer_get_length(conn_io_output(c->io)) == 0)
 			h1_closing_flushed(c);
 		return;
 	}
@@ -722,7 +704,7 @@ void h1_conn_routes_changed(struct h1_conn *c)
 	/* Its tenant is gone: finish what is under way, then close. */
 	c->close_after = true;
 	if (c->state == H1_HEAD && !c->in_request &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	    evbuffer_get_length(conn_io_input(c->io)) == 0)
 		h1_close_after_flush(c);
 }
 
@@ -730,7 +712,7 @@ void h1_conn_drain(struct h1_conn *c)
 {
 	c->close_after = true;
 	if (c->state == H1_HEAD && !c->in_request &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+	    evbuffer_get_length(conn_io_input(c->io)) == 0)
 		h1_close_after_flush(c);
 }
 
@@ -743,34 +725,23 @@ struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 	c->w = w;
 	c->kind = kind;
 	conn_peer_init(&c->peer, w->edge, fd, peer, peer_len, ssl, sni);
-	if (ssl) {
-		c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_OPEN,
-							BEV_OPT_CLOSE_ON_FREE);
-		ssl = NULL; /* owned by the bufferevent now, or freed with it */
-		if (c->bev) {
-			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-			tls_read_install(c->bev);
-		}
-	} else {
-		c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		if (c->bev)
-			socket_read_install(c->bev);
-	}
+	c->io = conn_io_new(w->base, fd, ssl);
+	ssl = NULL; /* owned by c->io now, or freed */
 	fd = -1;
 	c->timer = evtimer_new(w->base, h1_timer, c);
 	c->kick = event_new(w->base, -1, 0, h1_kick, c);
-	if (!c->bev || !c->timer || !c->kick) {
-		if (c->bev)
-			bufferevent_free(c->bev);
+	if (!c->io || !c->timer || !c->kick) {
+		if (c->io)
+			conn_io_free(c->io);
 		event_free(c->timer);
 		event_free(c->kick);
 		conn_peer_clear(&c->peer);
 		free(c);
 		return NULL;
 	}
-	bufferevent_setcb(c->bev, h1_read, h1_write, h1_event, c);
+	conn_io_setcb(c->io, h1_read, h1_write, h1_event, c);
 	size_t high = w->cfg->limits.header_size + 4096; /* a whole head must fit */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, high > H1_READ_HIGH_WATER ? high : H1_READ_HIGH_WATER);
+	conn_io_read_high(c->io, high > H1_READ_HIGH_WATER ? high : H1_READ_HIGH_WATER);
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;

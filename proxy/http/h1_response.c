@@ -16,12 +16,12 @@
 
 struct evbuffer *h1_out(struct h1_conn *c)
 {
-	return c->staging ? c->stage : bufferevent_get_output(c->bev);
+	return c->staging ? c->stage : conn_io_output(c->io);
 }
 
 struct evbuffer *h1_stage_begin(struct h1_conn *c)
 {
-	if (!c->staging && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	if (!c->staging && evbuffer_get_length(conn_io_output(c->io)) == 0 &&
 	    (c->stage || (c->stage = worker_buf_take(c->w))))
 		c->staging = true;
 	return h1_out(c);
@@ -31,8 +31,8 @@ void h1_push(struct h1_conn *c)
 {
 	if (!c->stage || evbuffer_get_length(c->stage) == 0)
 		return;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	direct_write(c->bev, c->peer.tls, c->stage);
+	struct evbuffer *out = conn_io_output(c->io);
+	conn_io_write(c->io, c->stage);
 	c->staging = evbuffer_get_length(out) == 0;
 	/* No write callback follows a direct write: a backend paused for the
 	 * backlog is resumed here instead. */
@@ -106,8 +106,8 @@ static void h1_resp_head(struct exchange *ex, unsigned status, const struct h1_h
 	r->status = (int)status;
 	if (c->w->draining || !r->keep_alive)
 		c->close_after = true;
-	/* Room for the head and a small body in one chain: bufferevent_openssl
-	 * writes a TLS record per chain, so this saves a record and a write. */
+	/* Room for the head and a small body in one chain: a TLS record is
+	 * written per chain, so this saves a record and a write. */
 	evbuffer_expand(out, DIRECT_WRITE_COALESCE);
 	struct head_out h;
 	head_out_begin(&h, out);
@@ -205,10 +205,10 @@ static void h1_upgraded(struct exchange *ex)
 	struct h1_conn *c = h1_of(ex);
 	c->state = H1_TUNNEL;
 	c->close_after = true;
-	h1_set_timeouts(c, NULL, NULL);
+	conn_io_timeouts(c->io, NULL, NULL);
 	h1_read_enable(c);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-		h1_read(c->bev, c);
+	if (evbuffer_get_length(conn_io_input(c->io)))
+		h1_read(c->io, c);
 }
 
 static void h1_send_continue(struct exchange *ex)
@@ -237,7 +237,7 @@ static void h1_failed(struct exchange *ex, int status, const char *why)
 static size_t h1_resp_backlog(struct exchange *ex)
 {
 	struct h1_conn *c = h1_of(ex);
-	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	return evbuffer_get_length(conn_io_output(c->io)) +
 	       (c->stage ? evbuffer_get_length(c->stage) : 0);
 }
 
@@ -247,8 +247,8 @@ static void h1_request_resume(struct exchange *ex)
 	if (c->state != H1_BODY && c->state != H1_TUNNEL)
 		return;
 	h1_read_enable(c);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
-		h1_read(c->bev, c);
+	if (evbuffer_get_length(conn_io_input(c->io)))
+		h1_read(c->io, c);
 }
 
 const struct front_ops h1_ops = {

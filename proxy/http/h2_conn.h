@@ -11,13 +11,13 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <nghttp2/nghttp2.h>
 
 #include "proxy/http/exchange.h"
 #include "proxy/http/h2_request.h"
 #include "proxy/http/req.h"
+#include "proxy/net/conn_io.h"
 #include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
@@ -50,7 +50,7 @@ struct h2_stream;
 struct h2_conn {
 	struct h2_conn *next, *prev;
 	struct worker *w;
-	struct bufferevent *bev;
+	struct conn_io *io;
 	struct evbuffer *stage; /* frames of this flush, before the socket */
 	nghttp2_session *session;
 	struct event *timer;  /* preface, SETTINGS ACK and idle deadlines */

@@ -1,5 +1,5 @@
 /*
- * h2_front.c - the HTTP/2 connection: nghttp2 session over a bufferevent
+ * h2_front.c - the HTTP/2 connection: nghttp2 session over a conn_io
  * (TLS or h2c), the frames' callbacks, flow of output with backpressure,
  * the defences a hostile client meets (budgets for resets, control and
  * empty frames, header blocks, timeouts) and graceful shutdown with two
@@ -17,14 +17,13 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent_ssl.h>
 
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/net/conn_io.h"
 #include "proxy/net/direct_write.h"
-#include "proxy/net/tls_read.h"
 #include "proxy/net/peer.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -59,7 +58,7 @@ bool h2_budget_take(struct h2_budget *b, unsigned burst, unsigned per_s)
 
 size_t h2_queued(struct h2_conn *c)
 {
-	return evbuffer_get_length(c->stage) + evbuffer_get_length(bufferevent_get_output(c->bev));
+	return evbuffer_get_length(c->stage) + evbuffer_get_length(conn_io_output(c->io));
 }
 
 void h2_schedule(struct h2_conn *c)
@@ -74,7 +73,7 @@ static void h2_free(struct h2_conn *c, const char *why)
 	while (c->streams)
 		h2_stream_free(c->streams);
 	nghttp2_session_del(c->session);
-	bufferevent_free(c->bev);
+	conn_io_free(c->io);
 	conn_peer_clear(&c->peer);
 	evbuffer_free(c->stage);
 	event_free(c->timer);
@@ -104,10 +103,10 @@ static void h2_close(struct h2_conn *c, const char *why)
 		return;
 	log_debug("client %s: h2 closing (%s)", c->peer.ip, why);
 	c->closing = true;
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	conn_io_read_off(c->io);
+	conn_io_write_low(c->io, 0);
 	struct timeval tv = {5, 0}; /* a peer that reads nothing is not waited for */
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	conn_io_timeouts(c->io, NULL, &tv);
 	evtimer_del(c->timer);
 	h2_schedule(c);
 }
@@ -166,18 +165,18 @@ static void h2_flush(struct h2_conn *c)
 		return;
 	/* Frames are composed in the stage, in one contiguous chain (a TLS
 	 * record and a write(2) per chain), then written straight to the
-	 * socket: through the bufferevent each flush would cost an EPOLLOUT
+	 * socket: through the output each flush would cost an EPOLLOUT
 	 * registration and its removal. */
 	evbuffer_expand(c->stage, DIRECT_WRITE_COALESCE);
 	for (int pass = 0;; pass++) {
 		int rv = nghttp2_session_send(c->session);
-		direct_write(c->bev, c->peer.tls, c->stage);
+		conn_io_write(c->io, c->stage);
 		if (rv < 0) {
 			h2_close(c, nghttp2_strerror(rv));
 			return;
 		}
 		bool drained = h2_run_drains(c);
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)))
+		if (evbuffer_get_length(conn_io_output(c->io)))
 			break; /* the socket is full: the write callback resumes */
 		if (!drained && !nghttp2_session_want_write(c->session))
 			break;
@@ -193,10 +192,10 @@ static void h2_flush(struct h2_conn *c)
 	h2_arm_timer(c);
 }
 
-static void h2_read(struct bufferevent *bev, void *arg)
+static void h2_read(struct conn_io *io, void *arg)
 {
 	struct h2_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = conn_io_input(io);
 	while (evbuffer_get_length(in) && !c->closing && !c->violated) {
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -220,22 +219,22 @@ static void h2_read(struct bufferevent *bev, void *arg)
 	h2_flush(c);
 }
 
-static void h2_write(struct bufferevent *bev, void *arg)
+static void h2_write(struct conn_io *io, void *arg)
 {
 	struct h2_conn *c = arg;
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (evbuffer_get_length(conn_io_output(io)) == 0)
 			h2_schedule(c);
 		return;
 	}
 	h2_flush(c);
 }
 
-static void h2_event(struct bufferevent *bev, short what, void *arg)
+static void h2_event(struct conn_io *io, short what, void *arg)
 {
 	struct h2_conn *c = arg;
-	(void)bev;
-	h2_free(c, what & BEV_EVENT_TIMEOUT ? "timeout" : what & BEV_EVENT_EOF ? "eof" : "error");
+	(void)io;
+	h2_free(c, what & CONN_IO_TIMEOUT ? "timeout" : what & CONN_IO_EOF ? "eof" : "error");
 }
 
 static void h2_kick(evutil_socket_t fd, short what, void *arg)
@@ -244,7 +243,7 @@ static void h2_kick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (evbuffer_get_length(conn_io_output(c->io)) == 0)
 			h2_free(c, "closed");
 		return;
 	}
@@ -517,8 +516,8 @@ static void h2_init_once(void)
 	h2_options = opt;
 }
 
-/* h2_conn_start: the connection around bev (callbacks not yet set). */
-static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, SSL *ssl,
+/* h2_conn_start: the connection around io (callbacks not yet set). */
+static struct h2_conn *h2_conn_start(struct worker *w, struct conn_io *io, SSL *ssl,
 				     const char *sni, const struct sockaddr *peer,
 				     socklen_t peer_len)
 {
@@ -526,12 +525,12 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 	struct h2_conn *c = calloc(1, sizeof *c);
 	if (!c || !h2_callbacks) {
 		free(c);
-		bufferevent_free(bev);
+		conn_io_free(io);
 		return NULL;
 	}
 	c->w = w;
-	c->bev = bev;
-	conn_peer_init(&c->peer, w->edge, bufferevent_getfd(bev), peer, peer_len, ssl, sni);
+	c->io = io;
+	conn_peer_init(&c->peer, w->edge, conn_io_fd(io), peer, peer_len, ssl, sni);
 	c->timer = evtimer_new(w->base, h2_timer, c);
 	c->kick = event_new(w->base, -1, 0, h2_kick, c);
 	c->goaway = evtimer_new(w->base, h2_goaway_final, c);
@@ -554,17 +553,17 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 		event_free(c->goaway);
 		if (c->stage)
 			evbuffer_free(c->stage);
-		bufferevent_free(bev);
+		conn_io_free(io);
 		conn_peer_clear(&c->peer);
 		free(c);
 		return NULL;
 	}
-	bufferevent_setcb(bev, h2_read, h2_write, h2_event, c);
-	bufferevent_setwatermark(bev, EV_READ, 0, 0);
-	bufferevent_setwatermark(bev, EV_WRITE, H2_OUT_LOW, 0);
+	conn_io_setcb(io, h2_read, h2_write, h2_event, c);
+	conn_io_read_high(io, 0); /* nghttp2 takes all; its windows bound it */
+	conn_io_write_low(io, H2_OUT_LOW);
 	/* Output that makes no progress this long means a peer that stopped reading. */
 	struct timeval wt = h2_tv(cfg->timeouts_ms.client_idle);
-	bufferevent_set_timeouts(bev, NULL, &wt);
+	conn_io_timeouts(io, NULL, &wt);
 	struct timeval hs = h2_tv(cfg->timeouts_ms.client_header);
 	evtimer_add(c->timer, &hs); /* preface and SETTINGS ACK */
 	c->next = w->h2_conns;
@@ -572,7 +571,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 		w->h2_conns->prev = c;
 	w->h2_conns = c;
 	worker_conn_added(w);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	conn_io_read_on(io); /* frames read ahead with the client's Finished come from the loop */
 	if (w->draining)
 		h2_conn_drain(c);
 	return c;
@@ -581,26 +580,21 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct bufferevent *bev, 
 struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			    const struct sockaddr *peer, socklen_t peer_len)
 {
-	/* From here the bufferevent owns ssl and fd, or freed them (as h1_conn_new). */
-	struct bufferevent *bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_OPEN,
-								 BEV_OPT_CLOSE_ON_FREE);
-	if (!bev)
+	/* From here io owns ssl and fd, or freed them (as h1_conn_new). */
+	struct conn_io *io = conn_io_new(w->base, fd, ssl);
+	if (!io)
 		return NULL;
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	tls_read_install(bev); /* every record the client queued, in few reads */
-	struct h2_conn *c = h2_conn_start(w, bev, ssl, sni, peer, peer_len);
-	if (c) {
+	struct h2_conn *c = h2_conn_start(w, io, ssl, sni, peer, peer_len);
+	if (c)
 		h2_schedule(c); /* our SETTINGS go first */
-		tls_read_kick(bev); /* frames read ahead with the client's Finished */
-	}
 	return c;
 }
 
-struct h2_conn *h2_conn_adopt(struct worker *w, struct bufferevent *bev,
+struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io,
 			      const struct sockaddr *peer, socklen_t peer_len)
 {
-	struct h2_conn *c = h2_conn_start(w, bev, NULL, NULL, peer, peer_len);
-	if (c && evbuffer_get_length(bufferevent_get_input(bev)))
-		h2_read(bev, c);
+	struct h2_conn *c = h2_conn_start(w, io, NULL, NULL, peer, peer_len);
+	if (c && evbuffer_get_length(conn_io_input(io)))
+		h2_read(io, c);
 	return c;
 }

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 
+#include "proxy/net/conn_io.h"
 #include "proxy/worker.h"
 
 struct h2_conn;
@@ -23,8 +23,8 @@ struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
 			    const struct sockaddr *peer, socklen_t peer_len);
 
 /* h2_conn_adopt: take over a plain connection (h2c with prior knowledge)
- * whose input starts with the client preface. Takes bev; frees it on failure. */
-struct h2_conn *h2_conn_adopt(struct worker *w, struct bufferevent *bev,
+ * whose input starts with the client preface. Takes io; frees it on failure. */
+struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io,
 			      const struct sockaddr *peer, socklen_t peer_len);
 
 /* h2_preface_prefix: whether p[0..n) is a prefix of the client preface

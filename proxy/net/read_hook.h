@@ -1,8 +1,8 @@
 /*
  * read_hook.h - give a bufferevent a read callback of portier's own
- * (socket_read.c, tls_read.c) in place of libevent's. The one place that
- * reaches into event2/bufferevent_struct.h (the read event and its
- * timeout): a public header, which libevent warns may change.
+ * (socket_read.c, for backend connections) in place of libevent's. The
+ * one place that reaches into event2/bufferevent_struct.h (the read event
+ * and its timeout): a public header, which libevent warns may change.
  */
 #pragma once
 

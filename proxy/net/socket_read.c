@@ -12,14 +12,13 @@
 #define SOCKET_READ_FIRST 4096         /* most answers fit; a small chain for them */
 #define SOCKET_READ_MAX (64 * 1024) /* per readiness: then the next connection's turn */
 
-/* read_some: up to `max` bytes into in; >0 read, 0 nothing (EAGAIN), -1 end
- * of file, -2 error. The first readv asks for 4 KiB (a small chain for the
+/* socket_read_some: the first readv asks for 4 KiB (a small chain for the
  * small answers most are), the next one for the rest, each into the free
  * end of the last chain plus one new chain. Reads of 16 KiB into one
  * contiguous reservation each started a chain of 32 KiB and left half of
  * it unused: a 64 KiB response cost 1.3-2x the CPU of this. Stops at the
  * first short read: the socket is empty. */
-static ssize_t read_some(evutil_socket_t fd, struct evbuffer *in, size_t max)
+ssize_t socket_read_some(int fd, struct evbuffer *in, size_t max)
 {
 	size_t got = 0;
 	size_t want = max < SOCKET_READ_FIRST ? max : SOCKET_READ_FIRST;
@@ -73,7 +72,7 @@ static void socket_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* A socket bufferevent keeps its input's end frozen between reads. */
 	struct evbuffer *in = bufferevent_get_input(bev);
 	evbuffer_unfreeze(in, 0);
-	ssize_t n = read_some(fd, in, max);
+	ssize_t n = socket_read_some(fd, in, max);
 	evbuffer_freeze(in, 0);
 	if (n > 0)
 		bufferevent_trigger(bev, EV_READ, 0);

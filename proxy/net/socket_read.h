@@ -11,9 +11,17 @@
  */
 #pragma once
 
+#include <sys/types.h>
+
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 /* socket_read_install: on a connected socket bufferevent (after
  * bufferevent_socket_connect, which re-creates the read event); again on
  * the same bufferevent does nothing. */
 void socket_read_install(struct bufferevent *bev);
+
+/* socket_read_some: up to max bytes from fd into in, as described above
+ * (conn_io reads the same way): >0 read, 0 nothing (EAGAIN), -1 end of
+ * file, -2 error. An end or error met after data is left for the next call. */
+ssize_t socket_read_some(int fd, struct evbuffer *in, size_t max);

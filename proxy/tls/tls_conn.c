@@ -236,7 +236,7 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 	SSL_set_accept_state(ssl);
 	/* Whole flights in one read(2) each, not a header then a body per
 	 * record. What it reads past the handshake (a request sent with the
-	 * client's Finished) stays in the SSL; the front's tls_read_kick takes it. */
+	 * client's Finished) stays in the SSL; the front's conn_io takes it. */
 	SSL_set_read_ahead(ssl, 1);
 	SSL_set_ex_data(ssl, tls_conn_ex_index, t);
 	t->next = w->handshakes;

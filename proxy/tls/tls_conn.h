@@ -2,7 +2,7 @@
  * tls_conn.h - the TLS handshake of an accepted connection, driven on the
  * raw socket so it can be parked while the main thread obtains the
  * certificate (SSL_CLIENT_HELLO_RETRY); then the connection goes to the
- * front that ALPN chose, as a bufferevent_openssl in the open state.
+ * front that ALPN chose, with its SSL in the open state.
  */
 #pragma once
 

@@ -349,8 +349,8 @@ SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *opts, char *errbuf, size_t errle
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION | SSL_OP_NO_TICKET);
-	/* Buffers go back to the pool on idle connections; bufferevent_openssl
-	 * retries writes with a moved buffer and wants partial writes. */
+	/* Buffers go back to the pool on idle connections; conn_io retries
+	 * writes from a moved buffer and wants partial writes. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Stateless resumption only: a server-side cache would be per worker and
