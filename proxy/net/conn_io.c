@@ -30,6 +30,7 @@ struct conn_io {
 	bool read_watched; /* ev_read is added */
 	bool write_armed;  /* ev_write is added */
 	bool stopped;
+	bool failed;       /* an end, error or timeout was met */
 };
 
 static const struct timeval *rd_timeout(const struct conn_io *io)
@@ -92,6 +93,7 @@ static void pause_if_full(struct conn_io *io)
 
 static void fail(struct conn_io *io, short what)
 {
+	io->failed = true;
 	if (what & CONN_IO_READING) {
 		io->reading = false;
 		watch_read(io);
@@ -196,6 +198,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	io->held_fail = failed;
+	io->failed |= failed != 0;
 	pause_if_full(io);
 	/* What OpenSSL still holds, or an end met after the data: no
 	 * readiness announces either, so the loop runs this again. */
@@ -228,7 +231,10 @@ static ssize_t write_some(struct conn_io *io, struct evbuffer *buf)
 		if (n <= 0) {
 			int err = SSL_get_error(io->ssl, n);
 			ERR_clear_error();
-			return err == SSL_ERROR_WANT_WRITE ? (ssize_t)done : -1;
+			if (err == SSL_ERROR_WANT_WRITE)
+				return (ssize_t)done;
+			io->failed = true;
+			return -1;
 		}
 		evbuffer_drain(buf, (size_t)n);
 		done += (size_t)n;
@@ -296,11 +302,27 @@ fail:
 	return NULL;
 }
 
+/* close_notify: a clean close says so (RFC 9112 9.8), so that a client
+ * can tell a whole answer from one cut by whoever closed the TCP stream.
+ * Once: a socket that refuses the alert now gets no second try. Never
+ * after a fatal error (OpenSSL forbids it), a stop (an aborted answer
+ * must look broken) or with output unwritten. */
+static void close_notify(struct conn_io *io)
+{
+	if (!io->ssl || io->failed || io->stopped || evbuffer_get_length(io->out))
+		return;
+	if (ERR_peek_error())
+		ERR_clear_error();
+	if (SSL_shutdown(io->ssl) < 0)
+		ERR_clear_error();
+}
+
 void conn_io_free(struct conn_io *io)
 {
 	event_del(&io->ev_read);
 	event_del(&io->ev_write);
 	evutil_socket_t fd = event_get_fd(&io->ev_read);
+	close_notify(io);
 	if (io->ssl)
 		SSL_free(io->ssl);
 	close(fd);

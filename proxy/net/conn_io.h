@@ -47,7 +47,9 @@ typedef void (*conn_io_event_cb)(struct conn_io *io, short what, void *arg);
  * it fails (NULL). Reading is off; no callbacks are set. */
 struct conn_io *conn_io_new(struct event_base *base, int fd, SSL *ssl);
 
-/* conn_io_free: closes the socket; may be called from any callback. */
+/* conn_io_free: closes the socket; may be called from any callback. Under
+ * TLS a close_notify goes first, unless the connection failed or was
+ * stopped, or output is left unwritten. */
 void conn_io_free(struct conn_io *io);
 
 void conn_io_setcb(struct conn_io *io, conn_io_cb on_read, conn_io_cb on_write,
@@ -82,5 +84,5 @@ void conn_io_timeouts(struct conn_io *io, const struct timeval *rd, const struct
 void conn_io_write(struct conn_io *io, struct evbuffer *stage);
 
 /* conn_io_stop: neither read nor write any more (no callback runs), until
- * conn_io_free. */
+ * conn_io_free, which then closes without a close_notify (an abort). */
 void conn_io_stop(struct conn_io *io);

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import json
 import os
+import socket
+import ssl
 import threading
 import time
 
@@ -326,3 +328,29 @@ def test_concurrent_slow_requests(edge, marker):
     assert results == [200] * 50, results
     assert elapsed < 10, f"50 concurrent 500 ms requests took {elapsed:.1f}s"
     assert len(main.seen(tag)) == 50
+
+
+def test_close_sends_close_notify(edge, marker):
+    """A connection portier closes after its answer ends with a TLS
+    close_notify (RFC 9112 9.8): the client can tell the whole answer from
+    one cut by a TCP close. Without it, reading to the end raises SSLEOFError."""
+    p = edge[0]
+    ctx = tls_context(p.ca_file)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)  # set by default since 3.10
+    raw = socket.create_connection(("127.0.0.1", p.https_port), 10)
+    sock = ctx.wrap_socket(raw, server_hostname="h1.test", suppress_ragged_eofs=False)
+    sock.settimeout(10)
+    chunks = []
+    try:
+        sock.sendall(f"GET {marker} HTTP/1.1\r\nHost: h1.test\r\nConnection: close\r\n\r\n".encode())
+        for _ in range(1000):
+            try:
+                data = sock.recv(65536)
+            except ssl.SSLEOFError:
+                pytest.fail("closed without close_notify")
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        sock.close()
+    assert b"".join(chunks).startswith(b"HTTP/1.1 200 ")

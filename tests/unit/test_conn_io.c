@@ -17,8 +17,8 @@
  * there), the write callback at or below the write low watermark; the write
  * timeout and a write error reach the event callback with CONN_IO_WRITING.
  * Also conn_io_stop, timeouts (libevent's common ones, changed, cleared),
- * conn_io_new with failing allocations, and conn_io_free from each callback
- * (ASan's word).
+ * conn_io_new with failing allocations, conn_io_free from each callback
+ * (ASan's word), and the close_notify of a clean close only.
  */
 #include "tests/unit/check.h"
 #include "tests/unit/loop_check.h"
@@ -2104,6 +2104,72 @@ out4:
 	teardown(&f);
 }
 
+/* peer_read_to_end: the peer reads all it can (into peer_got); how its
+ * last SSL_read ended: SSL_ERROR_ZERO_RETURN for a close_notify. */
+static int peer_read_to_end(struct fixture *f)
+{
+	int err = SSL_ERROR_NONE;
+	while (err == SSL_ERROR_NONE && f->peer_len < STREAM_LEN) {
+		size_t room = STREAM_LEN - f->peer_len;
+		int n = SSL_read(f->client, f->peer_got + f->peer_len, room > INT_MAX ? INT_MAX : (int)room);
+		if (n > 0)
+			f->peer_len += (size_t)n;
+		else
+			err = SSL_get_error(f->client, n);
+	}
+	ERR_clear_error();
+	return err;
+}
+
+/* A clean close sends a close_notify after the last bytes (RFC 9112 9.8);
+ * a stopped connection (an aborted answer), one whose peer failed it and
+ * one with output left unwritten close without one. */
+static void test_close_notify(void)
+{
+	enum { CLEAN, STOPPED, FAILED, UNWRITTEN };
+	for (int how = CLEAN; how <= UNWRITTEN; how++) {
+		struct fixture f;
+		CHECK(setup(&f, TLS, 0));
+		if (!f.r.io)
+			goto next;
+		if (how == UNWRITTEN)
+			CHECK(shrink(&f));
+		size_t len = how == UNWRITTEN ? WRITE_LEN : 1000;
+		struct evbuffer *stage = stage_of(0, len);
+		CHECK(stage != NULL);
+		if (stage) {
+			conn_io_write(f.r.io, stage);
+			evbuffer_free(stage);
+		}
+		if (how == UNWRITTEN)
+			CHECK(out_len(&f) > 0);
+		if (how == STOPPED)
+			conn_io_stop(f.r.io);
+		if (how == FAILED) {
+			conn_io_read_on(f.r.io);
+			/* An end without close_notify. */
+			CHECK(shutdown(f.peer, SHUT_WR) == 0);
+			for (int i = 0; i < 4 && f.r.events == 0; i++)
+				pass(&f);
+			CHECK(f.r.events == 1 && (f.r.what[0] & CONN_IO_EOF));
+		}
+		conn_io_free(f.r.io);
+		f.r.io = NULL;
+		int end = peer_read_to_end(&f);
+		if (how == UNWRITTEN) {
+			CHECK(f.peer_len < len);
+		} else {
+			CHECK(peer_got_is(&f, len));
+		}
+		if (how == CLEAN)
+			CHECK(end == SSL_ERROR_ZERO_RETURN);
+		else
+			CHECK(end != SSL_ERROR_ZERO_RETURN && end != SSL_ERROR_WANT_READ);
+	next:
+		teardown(&f);
+	}
+}
+
 int main(void)
 {
 	event_set_mem_functions(mem_malloc, mem_realloc, mem_free);
@@ -2134,6 +2200,7 @@ int main(void)
 		test_timeouts_change();
 		test_new_fails();
 		test_free_in_callbacks();
+		test_close_notify();
 	}
 	SSL_CTX_free(server_ctx);
 	SSL_CTX_free(client_ctx);
