@@ -71,10 +71,9 @@ static inline long long loop_wait_events(struct event_base *base, const int *eve
 	return g.fired ? -1 : took;
 }
 
-/* input_is: bev's input holds exactly stream[0..n). */
-static inline bool input_is(struct bufferevent *bev, size_t n)
+/* buffer_is: in holds exactly stream[0..n). */
+static inline bool buffer_is(struct evbuffer *in, size_t n)
 {
-	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t len = evbuffer_get_length(in);
 	if (len != n) {
 		fprintf(stderr, "input holds %zu bytes, expected %zu\n", len, n);
@@ -82,6 +81,12 @@ static inline bool input_is(struct bufferevent *bev, size_t n)
 	}
 	const uint8_t *p = evbuffer_pullup(in, -1);
 	return n == 0 || (p && memcmp(p, stream, n) == 0);
+}
+
+/* input_is: bev's input holds exactly stream[0..n). */
+static inline bool input_is(struct bufferevent *bev, size_t n)
+{
+	return buffer_is(bufferevent_get_input(bev), n);
 }
 
 static inline bool reading(struct bufferevent *bev)

@@ -506,14 +506,19 @@ static bool got_is(const struct rec *r, size_t n)
 /* in_is: io's input holds exactly stream[0..n). */
 static bool in_is(struct conn_io *io, size_t n)
 {
-	struct evbuffer *in = conn_io_input(io);
-	size_t len = evbuffer_get_length(in);
-	if (len != n) {
-		fprintf(stderr, "input holds %zu bytes, expected %zu\n", len, n);
+	return buffer_is(conn_io_input(io), n);
+}
+
+/* ended: one event came, what while reading, reading stopped, and the
+ * input holds exactly stream[0..n): the data before the end. */
+static bool ended(struct fixture *f, short what, size_t n)
+{
+	if (f->r.events != 1 || f->r.what[0] != (what | CONN_IO_READING)) {
+		fprintf(stderr, "events %d, the first 0x%x; expected one, 0x%x\n", f->r.events,
+			(unsigned)f->r.what[0], (unsigned)(what | CONN_IO_READING));
 		return false;
 	}
-	const uint8_t *p = evbuffer_pullup(in, -1);
-	return n == 0 || (p && memcmp(p, stream, n) == 0);
+	return !conn_io_reading(f->r.io) && in_is(f->r.io, n);
 }
 
 /* stage_of: a new evbuffer holding stream[off..off+len). */
@@ -1021,10 +1026,7 @@ static void test_tls_error(void)
 	CHECK(write(f.peer, junk, sizeof junk - 1) == (ssize_t)(sizeof junk - 1));
 	pass(&f);
 	CHECK(f.r.reads == 0);
-	CHECK(f.r.events == 1);
-	CHECK(f.r.what[0] == (CONN_IO_ERROR | CONN_IO_READING));
-	CHECK(!conn_io_reading(f.r.io));
-	CHECK(in_is(f.r.io, 0));
+	CHECK(ended(&f, CONN_IO_ERROR, 0));
 	pass(&f);
 	CHECK(f.r.events == 1);
 out:
@@ -1039,11 +1041,8 @@ out:
 	pass(&f);
 	CHECK(f.r.reads == 1);
 	CHECK(f.r.seen[0] == 700);
-	CHECK(f.r.events == 1);
-	CHECK(f.r.what[0] == (CONN_IO_ERROR | CONN_IO_READING));
+	CHECK(ended(&f, CONN_IO_ERROR, 700));
 	CHECK(f.r.reads_by[0] == 1);
-	CHECK(!conn_io_reading(f.r.io));
-	CHECK(in_is(f.r.io, 700));
 	pass(&f);
 	CHECK(f.r.events == 1);
 out2:
@@ -1062,10 +1061,7 @@ out2:
 	CHECK(f.r.events == 0);
 	pass(&f);
 	CHECK(f.r.reads == 1);
-	CHECK(f.r.events == 1);
-	CHECK(f.r.what[0] == (CONN_IO_ERROR | CONN_IO_READING));
-	CHECK(!conn_io_reading(f.r.io));
-	CHECK(in_is(f.r.io, 700));
+	CHECK(ended(&f, CONN_IO_ERROR, 700));
 out3:
 	teardown(&f);
 }
@@ -1272,12 +1268,9 @@ static void test_clear_eof(void)
 	CHECK(f.r.events == 0);
 	pass(&f);
 	CHECK(f.r.reads == 1);
-	CHECK(f.r.events == 1);
-	CHECK(f.r.what[0] == (CONN_IO_EOF | CONN_IO_READING));
+	CHECK(ended(&f, CONN_IO_EOF, 10));
 	CHECK(f.r.reads_by[0] == 1);
-	CHECK(!conn_io_reading(f.r.io));
 	CHECK(events_added(&f) == 0);
-	CHECK(in_is(f.r.io, 10));
 	pass(&f);
 	CHECK(f.r.events == 1);
 out:
@@ -1296,10 +1289,7 @@ out:
 	CHECK(f.r.events == 0);
 	pass(&f);
 	CHECK(f.r.reads == 1);
-	CHECK(f.r.events == 1);
-	CHECK(f.r.what[0] == (CONN_IO_ERROR | CONN_IO_READING));
-	CHECK(!conn_io_reading(f.r.io));
-	CHECK(in_is(f.r.io, 10));
+	CHECK(ended(&f, CONN_IO_ERROR, 10));
 out2:
 	teardown(&f);
 }
