@@ -22,6 +22,7 @@
 #include "proxy/core/log.h"
 #include "proxy/edge.h"
 #include "proxy/http/h2_conn.h"
+#include "proxy/http/h2_mem.h"
 #include "proxy/net/conn_io.h"
 #include "proxy/net/direct_write.h"
 #include "proxy/net/peer.h"
@@ -543,7 +544,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct conn_io *io, SSL *
 		{NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
 	};
 	if (!c->timer || !c->kick || !c->goaway || !c->stage ||
-	    nghttp2_session_server_new2(&c->session, h2_callbacks, c, h2_options) != 0 ||
+	    nghttp2_session_server_new3(&c->session, h2_callbacks, c, h2_options, h2_mem()) != 0 ||
 	    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) ||
 	    nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW)) {
 		if (c->session)
