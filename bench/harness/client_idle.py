@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """client_idle.py --port P --host H --count N [--concurrency C] [--timeout S]
+                 [--h2 [--requests R]]
 
-Opens N TLS keep-alive connections, C at a time, each completing a full handshake and
-one GET so that it is fully established on the proxy's side, and keeps them all open
+Opens N TLS keep-alive connections (HTTP/2 with --h2), C at a time, each completing a
+full handshake and one GET (R in turn over HTTP/2) so that it is fully established on
+the proxy's side, and keeps them all open
 and idle. Prints one JSON line when done (opened, failed, seconds, a few errors), then
 answers each "check" line on stdin with {"alive": K, "closed": M} and exits, closing
 them all, at end of input."""
@@ -39,9 +41,11 @@ def main():
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--h2", action="store_true", help="HTTP/2 (ALPN h2)")
+    p.add_argument("--requests", type=int, default=1, help="GETs per connection (with --h2)")
     a = p.parse_args()
 
-    ctx = tlsconn.context()
+    ctx = tlsconn.context(h2=a.h2)
     sel = selectors.DefaultSelector()
     held, errors = [], []
     started = 0
@@ -69,7 +73,7 @@ def main():
         while started < a.count and len(sel.get_map()) < a.concurrency:
             started += 1
             try:
-                c = tlsconn.Conn(ctx, a.port, a.host, a.path)
+                c = tlsconn.Conn(ctx, a.port, a.host, a.path, h2=a.h2, requests=a.requests)
             except Exception as e:
                 errors.append(f"{type(e).__name__}: {e}")
                 continue

@@ -71,7 +71,7 @@ def _load(sc, st, proxy, port, perf_data):
     return out | {
         "rps": res["rps"], "requests": res["requests"],
         "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
-        "cpu_s": cpu, "cpu_us_per_req": cpu * 1e6 / n,
+        "cpu_s": cpu, "cpu_us_per_req": cpu * 1e6 / (n * sc.idle_requests),
         "backend_cpu_us_per_req": bcpu * 1e6 / n,
         "rss_load_mib": res["rss_load_kib"] / 1024, "pss_load_mib": res["pss_load_kib"] / 1024,
         "gen_cpu_pct": 100 * res["gen_cpu_s"] / wall,
@@ -88,7 +88,8 @@ def _load(sc, st, proxy, port, perf_data):
 def _idle(sc, st, proxy, port, rss_idle, pss_idle):
     cpu0, t0 = procs.cpu_seconds(proxy.pgid), time.monotonic()
     timeout = max(60, sc.idle // 100)
-    with pyclients.IdleClients(port, sc.idle, sc.conns, st.load_cpu, timeout, sc.path) as cl:
+    with pyclients.IdleClients(port, sc.idle, sc.conns, st.load_cpu, timeout, sc.path,
+                               h2=sc.h2, requests=sc.idle_requests) as cl:
         opened = cl.opened()
         open_s = time.monotonic() - t0
         cpu = procs.cpu_seconds(proxy.pgid) - cpu0
@@ -100,7 +101,7 @@ def _idle(sc, st, proxy, port, rss_idle, pss_idle):
         raise RuntimeError(f"no connection opened: {'; '.join(opened['error_samples'])}")
     return {
         "connections": n, "open_seconds": open_s, "alive": alive["alive"],
-        "cpu_s": cpu, "cpu_us_per_req": cpu * 1e6 / n,
+        "cpu_s": cpu, "cpu_us_per_req": cpu * 1e6 / (n * sc.idle_requests),
         "rss_load_mib": rss / 1024, "pss_load_mib": pss / 1024,
         "kib_per_conn": (rss - rss_idle) / n, "pss_kib_per_conn": (pss - pss_idle) / n,
         "errors": opened["failed"] + alive["closed"],

@@ -43,11 +43,12 @@ class IdleClients:
     """client_idle.py holding `count` connections open; a context manager that kills
     the client (and so closes them all) on the way out, errors included."""
 
-    def __init__(self, port, count, inflight, cpu, timeout, path="/"):
+    def __init__(self, port, count, inflight, cpu, timeout, path="/", h2=False, requests=1):
         self.timeout = timeout
         self.proc = subprocess.Popen(
             _argv(cpu, "client_idle.py", port, path, "--count", str(count),
-                  "--concurrency", str(inflight), "--timeout", str(timeout)),
+                  "--concurrency", str(inflight), "--timeout", str(timeout),
+                  *(["--h2", "--requests", str(requests)] if h2 else [])),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True)
         self.sel = selectors.DefaultSelector()

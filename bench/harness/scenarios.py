@@ -15,6 +15,8 @@ class Scenario:
     conns: int = 50     # wrk/h2load connections; handshakes in flight
     streams: int = 1    # h2load streams per connection
     idle: int = 0       # connections held open (kind "idle")
+    idle_h2: bool = False  # those connections speak HTTP/2 ...
+    idle_requests: int = 1  # ... and each made this many requests, one after the other
 
     @property
     def body(self):
@@ -22,7 +24,7 @@ class Scenario:
 
     @property
     def h2(self):
-        return self.kind == "h2load"
+        return self.kind == "h2load" or self.idle_h2
 
 
 ALL = (
@@ -40,5 +42,7 @@ ALL = (
              conns=32, idle=1000),
     Scenario("idle-10k", "10,000 idle TLS keep-alive connections, 1 request each", "idle",
              conns=32, idle=10000),
+    Scenario("idle-h2-1k", "1,000 idle HTTP/2 connections over TLS, 20 requests each "
+             "(a page load)", "idle", conns=32, idle=1000, idle_h2=True, idle_requests=20),
 )
 BY_NAME = {s.name: s for s in ALL}
