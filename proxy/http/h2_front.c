@@ -513,6 +513,10 @@ static void h2_init_once(void)
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_settings(opt, 16);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	/* Closed streams are kept only for RFC 7540's priority tree, which RFC
+	 * 9113 deprecates: up to max_concurrent_streams of them (a stream and
+	 * its state, 1.5 KiB per idle connection after its first requests). */
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	h2_callbacks = cb;
 	h2_options = opt;
 }
