@@ -23,19 +23,22 @@ static void *block_alloc(size_t n, bool zero)
 	if (n > SIZE_MAX - sizeof(struct h2_block) - 4096)
 		return NULL;
 	size_t total = n + sizeof(struct h2_block);
-	struct h2_block *b;
 	if (n >= H2_MEM_MAP_MIN) {
+		/* Each mapping may be a kernel map entry of its own; past
+		 * vm.max_map_count (65,530 by default) mmap fails, and the
+		 * block comes from malloc after all. */
 		void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p == MAP_FAILED)
-			return NULL;
-		b = p; /* zeroed by the kernel */
-		b->mapped = true;
-	} else {
-		b = zero ? calloc(1, total) : malloc(total);
-		if (!b)
-			return NULL;
-		b->mapped = false;
+		if (p != MAP_FAILED) {
+			struct h2_block *b = p; /* zeroed by the kernel */
+			b->mapped = true;
+			b->size = n;
+			return b + 1;
+		}
 	}
+	struct h2_block *b = zero ? calloc(1, total) : malloc(total);
+	if (!b)
+		return NULL;
+	b->mapped = false;
 	b->size = n;
 	return b + 1;
 }
