@@ -173,7 +173,7 @@ static void h1_closing_flushed(struct h1_conn *c)
 		h1_free(c, c->aborted ? "aborted" : "done");
 		return;
 	}
-	if (!c->peer.tls) /* tell the client we are done; TLS peers just see the close */
+	if (!c->peer.tls) /* tell the client we are done; a TLS peer hears close_notify at the close */
 		shutdown(conn_io_fd(c->io), SHUT_WR);
 	if (!evtimer_pending(c->timer, NULL)) {
 		struct timeval tv = {H1_LINGER_S, 0};
