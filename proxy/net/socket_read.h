@@ -4,10 +4,11 @@
  * per read, ioctl(FIONREAD) then readv, and reads at most 4 KiB; under
  * h2load the ioctl alone was 4.7% of portier's CPU, and a 64 KiB response
  * took 17 reads. socket_read_install gives a socket bufferevent a read
- * callback that reads up to 64 KiB per readiness (a readv of 4 KiB, then
- * one of the rest while the socket has more), and otherwise behaves as libevent's: the
- * read timeout, end of file and errors reach the event callback, data the
- * read callback, watermarks and enable/disable work as before.
+ * callback that reads up to 68 KiB per readiness (readvs of 4 KiB, 60 KiB
+ * and 4 KiB while the socket has more), and otherwise behaves as
+ * libevent's: the read timeout, end of file and errors reach the event
+ * callback, data the read callback, watermarks and enable/disable work as
+ * before.
  */
 #pragma once
 
