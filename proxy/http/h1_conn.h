@@ -100,8 +100,6 @@ void h1_txn_end(struct h1_conn *c);
 struct h1_conn *h1_of(struct exchange *ex);
 /* h1_read: the read callback, also run to resume reading. */
 void h1_read(struct conn_io *io, void *arg);
-/* h1_read_enable: read from the client again (and what TLS read ahead). */
-void h1_read_enable(struct h1_conn *c);
 /* h1_close_after_flush: send what is queued, then close (lingering when a
  * refused body may still arrive); never frees at once. */
 void h1_close_after_flush(struct h1_conn *c);

@@ -143,11 +143,6 @@ void h1_conn_close_now(struct h1_conn *c)
 	h1_free(c, "stopped");
 }
 
-void h1_read_enable(struct h1_conn *c)
-{
-	conn_io_read_on(c->io);
-}
-
 /* h1_close_after_flush: send what is queued, then close. The client's
  * unread bytes are read and dropped meanwhile (lingering close), so a client
  * still sending a refused body sees the answer instead of a reset. Never
@@ -157,7 +152,7 @@ void h1_close_after_flush(struct h1_conn *c)
 	c->state = H1_CLOSING;
 	c->linger = c->linger_wanted && !c->w->draining;
 	if (c->linger)
-		h1_read_enable(c);
+		conn_io_read_on(c->io);
 	else
 		conn_io_read_off(c->io);
 	conn_io_write_low(c->io, 0);

@@ -206,7 +206,7 @@ static void h1_upgraded(struct exchange *ex)
 	c->state = H1_TUNNEL;
 	c->close_after = true;
 	conn_io_timeouts(c->io, NULL, NULL);
-	h1_read_enable(c);
+	conn_io_read_on(c->io);
 	if (evbuffer_get_length(conn_io_input(c->io)))
 		h1_read(c->io, c);
 }
@@ -246,7 +246,7 @@ static void h1_request_resume(struct exchange *ex)
 	struct h1_conn *c = h1_of(ex);
 	if (c->state != H1_BODY && c->state != H1_TUNNEL)
 		return;
-	h1_read_enable(c);
+	conn_io_read_on(c->io);
 	if (evbuffer_get_length(conn_io_input(c->io)))
 		h1_read(c->io, c);
 }

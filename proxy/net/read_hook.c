@@ -3,6 +3,11 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent_struct.h> /* ev_read and timeout_read */
 
+static bool read_hook_is(struct bufferevent *bev, read_hook_fn fn)
+{
+	return event_get_callback(&bev->ev_read) == fn;
+}
+
 void read_hook_install(struct bufferevent *bev, read_hook_fn fn)
 {
 	if (read_hook_is(bev, fn))
@@ -14,16 +19,6 @@ void read_hook_install(struct bufferevent *bev, read_hook_fn fn)
 	if (pending)
 		event_add(&bev->ev_read,
 			  evutil_timerisset(&bev->timeout_read) ? &bev->timeout_read : NULL);
-}
-
-bool read_hook_is(struct bufferevent *bev, read_hook_fn fn)
-{
-	return event_get_callback(&bev->ev_read) == fn;
-}
-
-void read_hook_rerun(struct bufferevent *bev)
-{
-	event_active(&bev->ev_read, EV_READ, 1);
 }
 
 size_t read_hook_room(struct bufferevent *bev, size_t max)

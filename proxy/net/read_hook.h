@@ -20,13 +20,6 @@ typedef void (*read_hook_fn)(evutil_socket_t fd, short what, void *bev);
  * bufferevent_socket_connect, which re-creates the read event. */
 void read_hook_install(struct bufferevent *bev, read_hook_fn fn);
 
-/* read_hook_is: bev's read callback is fn. */
-bool read_hook_is(struct bufferevent *bev, read_hook_fn fn);
-
-/* read_hook_rerun: run the read callback again from the loop, readiness or
- * not (bytes a library holds that epoll cannot announce). */
-void read_hook_rerun(struct bufferevent *bev);
-
 /* read_hook_room: how much may be read before the read high watermark, at
  * most max; 0 at or above it (libevent suspends reading then, and resumes
  * it when the input drains). */
