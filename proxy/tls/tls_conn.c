@@ -22,6 +22,7 @@
 #include "proxy/http/h2_front.h"
 #include "proxy/tls/cert_index.h"
 #include "proxy/tls/tls_ctx.h"
+#include "proxy/tls/tls_wire.h"
 
 struct tls_conn {
 	struct tls_conn *next, *prev; /* the worker's handshakes */
@@ -88,9 +89,11 @@ static void tls_conn_free(struct tls_conn *t, const char *why)
 
 static void tls_conn_io(evutil_socket_t fd, short what, void *arg)
 {
+	struct tls_conn *t = arg;
 	(void)fd;
-	(void)what;
-	tls_conn_step(arg);
+	if (what & EV_READ)
+		tls_wire_readable(t->ssl);
+	tls_conn_step(t);
 }
 
 static void tls_conn_timeout(evutil_socket_t fd, short what, void *arg)
@@ -106,44 +109,35 @@ static void tls_conn_done(struct tls_conn *t)
 	struct worker *w = t->w;
 	int fd = t->fd;
 	SSL *ssl = t->ssl;
-	t->fd = -1;
-	t->ssl = NULL;
-	/* The bufferevent takes its own events on fd. */
-	event_del(t->io);
+	/* The handshake's read event goes after the front added its own on
+	 * fd: the fd's epoll interest never changes, so no epoll_ctl. */
+	struct event *hs_io = t->io;
 	struct sockaddr_storage peer = t->peer;
 	socklen_t plen = t->peer_len;
 	char sni[256];
 	memcpy(sni, t->sni, sizeof sni);
 	bool acme_challenge = t->acme_challenge;
 	tls_conn_unlink(t);
-	event_free(t->io);
 	event_free(t->deadline);
 	free(t);
 	worker_conn_removed(w); /* h1_conn_new counts it again */
 	SSL_set_ex_data(ssl, tls_conn_ex_index, NULL);
 	/* A validator only looks at the certificate; the challenge certificate
-	 * never fronts a request, whatever ALPN picked. */
-	if (acme_challenge) {
+	 * never fronts a request, whatever ALPN picked. Only a validator
+	 * selects acme-tls/1, and it was answered here. */
+	enum tls_alpn alpn = tls_alpn_selected(ssl);
+	if (acme_challenge || alpn == TLS_ALPN_ACME_TLS1) {
+		event_free(hs_io);
 		SSL_free(ssl);
 		close(fd);
 		worker_maybe_finish(w);
 		return;
 	}
-	switch (tls_alpn_selected(ssl)) {
-	case TLS_ALPN_H2:
+	if (alpn == TLS_ALPN_H2)
 		h2_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen);
-		return;
-	case TLS_ALPN_ACME_TLS1:
-		/* Only a validator selects it, and it was answered above. */
-		SSL_free(ssl);
-		close(fd);
-		worker_maybe_finish(w);
-		return;
-	case TLS_ALPN_NONE:
-	case TLS_ALPN_HTTP11:
-		break;
-	}
-	h1_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen, LISTENER_HTTPS);
+	else
+		h1_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen, LISTENER_HTTPS);
+	event_free(hs_io);
 }
 
 /* tls_conn_wait_order: a handshake parked for an ACME certificate may wait
@@ -176,11 +170,36 @@ static void tls_conn_watch(struct tls_conn *t, short what)
 	event_add(t->io, NULL);
 }
 
+/* tls_conn_flush: send the held flight; false when the connection is gone
+ * or waits to be writable for the rest. */
+static bool tls_conn_flush(struct tls_conn *t)
+{
+	int f = tls_wire_flush(t->ssl);
+	if (f < 0) {
+		tls_conn_free(t, "write error");
+		return false;
+	}
+	if (f == 0) {
+		tls_conn_watch(t, EV_WRITE);
+		return false;
+	}
+	return true;
+}
+
 static void tls_conn_step(struct tls_conn *t)
 {
+	if (!tls_conn_flush(t))
+		return;
 	ERR_clear_error();
+	/* A flight leaves in one write, once the handshake waits for the client. */
+	tls_wire_cork(t->ssl, true);
 	int rc = SSL_do_handshake(t->ssl);
+	tls_wire_cork(t->ssl, false);
 	if (rc == 1) {
+		/* TLS 1.3's session ticket is all that can be held now: it waits
+		 * for the first answer. A TLS 1.2 client waits for our Finished. */
+		if (SSL_version(t->ssl) != TLS1_3_VERSION && !tls_conn_flush(t))
+			return;
 		tls_conn_done(t);
 		return;
 	}
@@ -202,11 +221,13 @@ static void tls_conn_step(struct tls_conn *t)
 	default: {
 		char buf[160];
 		ERR_error_string_n(ERR_peek_error(), buf, sizeof buf);
+		tls_wire_flush(t->ssl); /* the alert, if the socket takes it */
 		tls_conn_free(t, buf);
 		return;
 	}
 	}
-	tls_conn_watch(t, what);
+	if (tls_conn_flush(t))
+		tls_conn_watch(t, what);
 }
 
 int tls_conn_init(void)
@@ -232,7 +253,6 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 	t->io = event_new(w->base, fd, EV_READ | EV_PERSIST, tls_conn_io, t);
 	t->io_what = EV_READ;
 	t->deadline = evtimer_new(w->base, tls_conn_timeout, t);
-	SSL_set_fd(ssl, fd);
 	SSL_set_accept_state(ssl);
 	/* Whole flights in one read(2) each, not a header then a body per
 	 * record. What it reads past the handshake (a request sent with the
@@ -244,7 +264,7 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 		w->handshakes->prev = t;
 	w->handshakes = t;
 	worker_conn_added(w);
-	if (!t->io || !t->deadline) {
+	if (!t->io || !t->deadline || tls_wire_attach(ssl, fd) < 0) {
 		tls_conn_free(t, "out of memory");
 		return;
 	}
