@@ -1,7 +1,6 @@
 #include "proxy/worker.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,8 +40,6 @@ static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
 	struct worker_listener *wl = arg;
 	(void)l;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (wl->proxy_protocol)
 		proxy_accept_start(wl->w, fd, sa, (socklen_t)len, wl->kind);
 	else if (wl->kind == LISTENER_HTTPS)
