@@ -23,6 +23,7 @@
  */
 #include "tests/unit/check.h"
 #include "tests/unit/loop_check.h"
+#include "tests/unit/tls_check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,35 +98,10 @@ static void ssl_free_cb(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 		ssl_freed++;
 }
 
-/* self_signed: a P-256 key and a self-signed certificate for it. */
-static X509 *self_signed(EVP_PKEY **key)
-{
-	X509 *x = NULL;
-	*key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	if (!*key)
-		return NULL;
-	x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	bool ok = x && name && X509_set_version(x, X509_VERSION_3) &&
-		  ASN1_INTEGER_set(X509_get_serialNumber(x), 1) &&
-		  X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
-		  X509_gmtime_adj(X509_getm_notAfter(x), 86400) &&
-		  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					     (const unsigned char *)"conn-io.test", -1, -1, 0) &&
-		  X509_set_subject_name(x, name) && X509_set_issuer_name(x, name) &&
-		  X509_set_pubkey(x, *key) && X509_sign(x, *key, EVP_sha256()) > 0;
-	X509_NAME_free(name);
-	if (!ok) {
-		X509_free(x);
-		x = NULL;
-	}
-	return x;
-}
-
 static bool tls_contexts(void)
 {
 	EVP_PKEY *key = NULL;
-	X509 *cert = self_signed(&key);
+	X509 *cert = self_signed(&key, "conn-io.test");
 	server_ctx = SSL_CTX_new(TLS_server_method());
 	client_ctx = SSL_CTX_new(TLS_client_method());
 	bool ok = cert && server_ctx && client_ctx && SSL_CTX_use_certificate(server_ctx, cert) == 1 &&
