@@ -124,3 +124,4 @@ struct evbuffer *h1_stage_begin(struct h1_conn *c);
 /* h1_push: write the stage to the socket (what it does not take is queued
  * in the output as usual). Run from the loop (the kick). */
 void h1_push(struct h1_conn *c);
+void h1_push_last(struct h1_conn *c);

@@ -607,7 +607,7 @@ static void h1_write(struct conn_io *io, void *arg)
 {
 	struct h1_conn *c = arg;
 	if (c->state == H1_CLOSING) {
-		if (evbuffer_get_length(conn_io_output(io)) == 0)
+		if (conn_io_flushed(io))
 			h1_closing_flushed(c);
 		return;
 	}
@@ -678,11 +678,13 @@ static void h1_kick(evutil_socket_t fd, short what, void *arg)
 	struct h1_conn *c = arg;
 	(void)fd;
 	(void)what;
-	if (!c->aborted)
+	if (c->state == H1_CLOSING && !c->aborted && !c->linger)
+		h1_push_last(c);
+	else if (!c->aborted)
 		h1_push(c);
 	h1_txn_end(c); /* between requests: an idle connection keeps none */
 	if (c->state == H1_CLOSING) {
-		if (c->aborted || evbuffer_get_length(conn_io_output(c->io)) == 0)
+		if (c->aborted || conn_io_flushed(c->io))
 			h1_closing_flushed(c);
 		return;
 	}

@@ -40,6 +40,15 @@ void h1_push(struct h1_conn *c)
 		exchange_response_drained(&c->txn->ex);
 }
 
+/* h1_push_last: the staged bytes are the connection's last (closing
+ * without lingering): they and the close_notify go in one write. */
+void h1_push_last(struct h1_conn *c)
+{
+	if (c->stage)
+		conn_io_write_last(c->io, c->stage);
+	c->staging = false;
+}
+
 /* h1_write_status: status line and portier's own headers for a response. */
 static void h1_write_status(struct h1_conn *c, struct evbuffer *out, int status)
 {

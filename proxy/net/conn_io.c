@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 
 #include "proxy/net/socket_read.h"
+#include "proxy/tls/tls_wire.h"
 
 #define CONN_IO_READ_MAX (64 * 1024) /* per turn: then the next connection's */
 #define TLS_READ_CHUNK (16 * 1024)   /* a record's payload at most */
@@ -31,6 +32,7 @@ struct conn_io {
 	bool write_armed;  /* ev_write is added */
 	bool stopped;
 	bool failed;       /* an end, error or timeout was met */
+	bool notified;     /* the close_notify went (conn_io_write_last) */
 };
 
 static const struct timeval *rd_timeout(const struct conn_io *io)
@@ -172,6 +174,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		fail(io, CONN_IO_READING | CONN_IO_TIMEOUT);
 		return;
 	}
+	if (io->ssl)
+		tls_wire_readable(io->ssl);
 	if (io->held_fail) {
 		short held = io->held_fail;
 		io->held_fail = 0;
@@ -241,6 +245,22 @@ static ssize_t write_some(struct conn_io *io, struct evbuffer *buf)
 	}
 }
 
+/* held_sent: the TLS records held for one writev (conn_io_write_last) went
+ * first; false while some wait for the socket, or on an error (reported). */
+static bool held_sent(struct conn_io *io, bool *sent)
+{
+	*sent = false;
+	if (!io->ssl || !tls_wire_held(io->ssl))
+		return true;
+	int f = tls_wire_flush(io->ssl);
+	if (f < 0) {
+		fail(io, CONN_IO_WRITING | CONN_IO_ERROR);
+		return false;
+	}
+	*sent = f == 1;
+	return *sent;
+}
+
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_io *io = arg;
@@ -249,6 +269,9 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		fail(io, CONN_IO_WRITING | CONN_IO_TIMEOUT);
 		return;
 	}
+	bool held_went;
+	if (!held_sent(io, &held_went))
+		return;
 	ssize_t n = write_some(io, io->out);
 	if (n < 0) {
 		fail(io, CONN_IO_WRITING | CONN_IO_ERROR);
@@ -259,7 +282,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		event_del(&io->ev_write);
 		io->write_armed = false;
 	}
-	if (n > 0 && left <= io->write_low && io->on_write)
+	if ((n > 0 || held_went) && left <= io->write_low && io->on_write)
 		io->on_write(io, io->arg); /* last: it may free io */
 }
 
@@ -309,7 +332,7 @@ fail:
  * must look broken) or with output unwritten. */
 static void close_notify(struct conn_io *io)
 {
-	if (!io->ssl || io->failed || io->stopped || evbuffer_get_length(io->out))
+	if (!io->ssl || io->notified || io->failed || io->stopped || evbuffer_get_length(io->out))
 		return;
 	if (ERR_peek_error())
 		ERR_clear_error();
@@ -433,6 +456,37 @@ void conn_io_write(struct conn_io *io, struct evbuffer *stage)
 		write_some(io, stage);
 	if (evbuffer_get_length(stage))
 		evbuffer_add_buffer(io->out, stage);
+}
+
+void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
+{
+	if (!io->ssl || io->failed || io->stopped || evbuffer_get_length(io->out)) {
+		conn_io_write(io, stage);
+		return;
+	}
+	tls_wire_cork(io->ssl, true);
+	bool whole = write_some(io, stage) >= 0 && evbuffer_get_length(stage) == 0;
+	if (whole) {
+		if (ERR_peek_error())
+			ERR_clear_error();
+		if (SSL_shutdown(io->ssl) < 0)
+			ERR_clear_error();
+		io->notified = true;
+	}
+	tls_wire_cork(io->ssl, false);
+	/* An error here is met again from the write event, and reported then. */
+	bool all_sent = tls_wire_flush(io->ssl) == 1;
+	if (evbuffer_get_length(stage))
+		evbuffer_add_buffer(io->out, stage);
+	if (!all_sent && !io->write_armed) {
+		io->write_armed = true;
+		event_add(&io->ev_write, wr_timeout(io));
+	}
+}
+
+bool conn_io_flushed(const struct conn_io *io)
+{
+	return evbuffer_get_length(io->out) == 0 && !(io->ssl && tls_wire_held(io->ssl));
 }
 
 void conn_io_stop(struct conn_io *io)

@@ -83,6 +83,16 @@ void conn_io_timeouts(struct conn_io *io, const struct timeval *rd, const struct
  * empty afterwards. */
 void conn_io_write(struct conn_io *io, struct evbuffer *stage);
 
+/* conn_io_write_last: conn_io_write of the connection's last bytes. Under
+ * TLS with nothing queued, the close_notify leaves in the same write as
+ * them (and a session ticket still held from the handshake before them):
+ * one segment rather than two. Nothing may be written after. */
+void conn_io_write_last(struct conn_io *io, struct evbuffer *stage);
+
+/* conn_io_flushed: nothing waits for the socket: neither output nor TLS
+ * records held for one write. */
+bool conn_io_flushed(const struct conn_io *io);
+
 /* conn_io_stop: neither read nor write any more (no callback runs), until
  * conn_io_free, which then closes without a close_notify (an abort). */
 void conn_io_stop(struct conn_io *io);
