@@ -345,9 +345,13 @@ SSL_CTX *tls_ctx_new(const struct tls_ctx_opts *opts, char *errbuf, size_t errle
 		goto fail;
 	}
 	/* Renegotiation is refused both ways (ALLOW_CLIENT_RENEGOTIATION stays
-	 * clear); tickets must stay on (SSL_OP_NO_TICKET clear). */
+	 * clear); tickets must stay on (SSL_OP_NO_TICKET clear). A client that
+	 * closes without close_notify (most do, between requests) ends the
+	 * connection as one that sends it: otherwise OpenSSL answers the closed
+	 * socket with an alert, a write and a segment for a reset. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+					 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION | SSL_OP_NO_TICKET);
 	/* Buffers go back to the pool on idle connections; conn_io retries
 	 * writes from a moved buffer and wants partial writes. */
