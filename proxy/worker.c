@@ -15,6 +15,7 @@
 #include "proxy/http/h1_front.h"
 #include "proxy/http/h2_front.h"
 #include "proxy/log/access_log.h"
+#include "proxy/net/listener.h"
 #include "proxy/net/proxy_accept.h"
 #include "proxy/tls/tls_conn.h"
 #include "proxy/upstream/pool.h"
@@ -31,6 +32,7 @@
 struct worker_listener {
 	struct worker *w;
 	enum listener_kind kind;
+	uint16_t port;       /* the one every socket accepted here has */
 	bool proxy_protocol; /* a PROXY header comes first (proxy_accept.h) */
 	struct evconnlistener *l;
 };
@@ -40,12 +42,14 @@ static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 {
 	struct worker_listener *wl = arg;
 	(void)l;
+	struct conn_origin o;
+	conn_origin_set(&o, sa, (socklen_t)len, wl->port);
 	if (wl->proxy_protocol)
-		proxy_accept_start(wl->w, fd, sa, (socklen_t)len, wl->kind);
+		proxy_accept_start(wl->w, fd, &o, wl->kind);
 	else if (wl->kind == LISTENER_HTTPS)
-		tls_conn_accept(wl->w, fd, sa, (socklen_t)len);
+		tls_conn_accept(wl->w, fd, &o);
 	else
-		h1_conn_new(wl->w, fd, NULL, NULL, sa, (socklen_t)len, LISTENER_HTTP);
+		h1_conn_new(wl->w, fd, NULL, NULL, &o, LISTENER_HTTP);
 }
 
 static void worker_accept_error(struct evconnlistener *l, void *arg)
@@ -114,6 +118,7 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 		struct worker_listener *wl = &w->listeners[i];
 		wl->w = w;
 		wl->kind = kinds[i];
+		wl->port = listener_port(fds[i]);
 		if (worker_listener_proxy(w->cfg, i, kinds[i], &wl->proxy_protocol) < 0) {
 			log_err("worker %u: listener %zu does not match the config", w->id, i);
 			return -1;

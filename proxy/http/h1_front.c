@@ -479,10 +479,11 @@ static bool h1_h2c_adopt(struct h1_conn *c, struct evbuffer *in, size_t avail)
 		return true; /* wait for the rest, within the header deadline */
 	struct conn_io *io = c->io;
 	struct worker *w = c->w;
-	union peer_addr peer = c->peer.addr;
+	struct conn_origin o;
+	conn_peer_origin(&c->peer, &o);
 	c->io = NULL;
 	h1_free(c, "h2c");
-	h2_conn_adopt(w, io, &peer.sa, sizeof peer);
+	h2_conn_adopt(w, io, &o);
 	return true;
 }
 
@@ -714,14 +715,14 @@ void h1_conn_drain(struct h1_conn *c)
 }
 
 struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
-			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind)
+			    const struct conn_origin *o, enum listener_kind kind)
 {
 	struct h1_conn *c = calloc(1, sizeof *c);
 	if (!c)
 		goto fail;
 	c->w = w;
 	c->kind = kind;
-	conn_peer_init(&c->peer, w->edge, fd, peer, peer_len, ssl, sni);
+	conn_peer_init(&c->peer, w->edge, o, ssl, sni);
 	c->io = conn_io_new(w->base, fd, ssl);
 	ssl = NULL; /* owned by c->io now, or freed */
 	fd = -1;

@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 struct h1_conn;
@@ -20,7 +21,7 @@ struct h1_conn;
  * TLS handshake is already complete and sni is the name the client asked
  * for. Takes ownership of fd and ssl; on failure both are closed. */
 struct h1_conn *h1_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
-			    const struct sockaddr *peer, socklen_t peer_len, enum listener_kind kind);
+			    const struct conn_origin *o, enum listener_kind kind);
 
 /* h1_conn_routes_changed: the worker has a new table; a connection whose
  * last host no longer routes closes (now if idle, else after its request). */

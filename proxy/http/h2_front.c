@@ -523,8 +523,7 @@ static void h2_init_once(void)
 
 /* h2_conn_start: the connection around io (callbacks not yet set). */
 static struct h2_conn *h2_conn_start(struct worker *w, struct conn_io *io, SSL *ssl,
-				     const char *sni, const struct sockaddr *peer,
-				     socklen_t peer_len)
+				     const char *sni, const struct conn_origin *o)
 {
 	pthread_once(&h2_once, h2_init_once);
 	struct h2_conn *c = calloc(1, sizeof *c);
@@ -535,7 +534,7 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct conn_io *io, SSL *
 	}
 	c->w = w;
 	c->io = io;
-	conn_peer_init(&c->peer, w->edge, conn_io_fd(io), peer, peer_len, ssl, sni);
+	conn_peer_init(&c->peer, w->edge, o, ssl, sni);
 	c->timer = evtimer_new(w->base, h2_timer, c);
 	c->kick = event_new(w->base, -1, 0, h2_kick, c);
 	c->goaway = evtimer_new(w->base, h2_goaway_final, c);
@@ -583,22 +582,21 @@ static struct h2_conn *h2_conn_start(struct worker *w, struct conn_io *io, SSL *
 }
 
 struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
-			    const struct sockaddr *peer, socklen_t peer_len)
+			    const struct conn_origin *o)
 {
 	/* From here io owns ssl and fd, or freed them (as h1_conn_new). */
 	struct conn_io *io = conn_io_new(w->base, fd, ssl);
 	if (!io)
 		return NULL;
-	struct h2_conn *c = h2_conn_start(w, io, ssl, sni, peer, peer_len);
+	struct h2_conn *c = h2_conn_start(w, io, ssl, sni, o);
 	if (c)
 		h2_schedule(c); /* our SETTINGS go first */
 	return c;
 }
 
-struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io,
-			      const struct sockaddr *peer, socklen_t peer_len)
+struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io, const struct conn_origin *o)
 {
-	struct h2_conn *c = h2_conn_start(w, io, NULL, NULL, peer, peer_len);
+	struct h2_conn *c = h2_conn_start(w, io, NULL, NULL, o);
 	if (c && evbuffer_get_length(conn_io_input(io)))
 		h2_read(io, c);
 	return c;

@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 
 #include "proxy/net/conn_io.h"
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 struct h2_conn;
@@ -20,12 +21,11 @@ struct h2_conn;
 /* h2_conn_new: serve fd, whose TLS handshake (ssl) chose "h2". Takes
  * ownership of fd and ssl; on failure both are closed. */
 struct h2_conn *h2_conn_new(struct worker *w, int fd, SSL *ssl, const char *sni,
-			    const struct sockaddr *peer, socklen_t peer_len);
+			    const struct conn_origin *o);
 
 /* h2_conn_adopt: take over a plain connection (h2c with prior knowledge)
  * whose input starts with the client preface. Takes io; frees it on failure. */
-struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io,
-			      const struct sockaddr *peer, socklen_t peer_len);
+struct h2_conn *h2_conn_adopt(struct worker *w, struct conn_io *io, const struct conn_origin *o);
 
 /* h2_preface_prefix: whether p[0..n) is a prefix of the client preface
  * (n of at least 1), or the whole of it (then followed by frames). */

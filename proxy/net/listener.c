@@ -12,6 +12,16 @@
 
 #define LISTENER_BACKLOG 4096
 
+uint16_t listener_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return 0;
+	return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					      : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 int listener_bind(const struct cfg_addr *a, uint16_t port, uint16_t *bound, char *errbuf,
 		  size_t errlen)
 {
@@ -35,12 +45,9 @@ int listener_bind(const struct cfg_addr *a, uint16_t port, uint16_t *bound, char
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTENER_BACKLOG) < 0)
 		goto fail;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+	*bound = listener_port(fd);
+	if (!*bound)
 		goto fail;
-	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						 : ((struct sockaddr_in *)&ss)->sin_port);
 	freeaddrinfo(ai);
 	return fd;
 fail:

@@ -14,3 +14,6 @@
  * port in *bound, or -1 with a message naming the address. */
 int listener_bind(const struct cfg_addr *a, uint16_t port, uint16_t *bound, char *errbuf,
 		  size_t errlen);
+
+/* listener_port: the port socket fd is bound to, 0 when that fails. */
+uint16_t listener_port(int fd);

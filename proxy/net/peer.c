@@ -24,33 +24,37 @@ static void peer_format_ip(const struct sockaddr *sa, char *out, size_t cap)
 	}
 }
 
-static uint16_t peer_local_port(int fd)
-{
-	struct sockaddr_storage local;
-	socklen_t len = sizeof local;
-	if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
-		return 0;
-	return ntohs(local.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&local)->sin6_port
-						 : ((struct sockaddr_in *)&local)->sin_port);
-}
-
 static char peer_no_sni[1]; /* "", shared, never freed */
 
-void conn_peer_init(struct conn_peer *p, struct edge *e, int fd, const struct sockaddr *sa,
-		    socklen_t len, SSL *ssl, const char *sni)
+void conn_origin_set(struct conn_origin *o, const struct sockaddr *sa, socklen_t len,
+		     uint16_t local_port)
+{
+	memset(o, 0, sizeof *o);
+	o->len = len < sizeof o->addr ? len : sizeof o->addr;
+	memcpy(&o->addr, sa, o->len);
+	o->local_port = local_port;
+}
+
+void conn_peer_init(struct conn_peer *p, struct edge *e, const struct conn_origin *o, SSL *ssl,
+		    const char *sni)
 {
 	memset(p, 0, sizeof *p);
 	p->sni = peer_no_sni;
-	memcpy(&p->addr, sa, len < sizeof p->addr ? len : sizeof p->addr);
+	memcpy(&p->addr, &o->addr, o->len < sizeof p->addr ? o->len : sizeof p->addr);
 	peer_format_ip(&p->addr.sa, p->ip, sizeof p->ip);
-	p->trusted = edge_is_trusted_proxy(e, sa);
-	p->local_port = peer_local_port(fd);
+	p->trusted = edge_is_trusted_proxy(e, (const struct sockaddr *)&o->addr);
+	p->local_port = o->local_port;
 	if (ssl) {
 		p->tls = true;
 		p->tls_version = SSL_get_version(ssl);
 		if (sni && *sni && !(p->sni = strdup(sni)))
 			p->sni = peer_no_sni; /* out of memory: as if no SNI was sent */
 	}
+}
+
+void conn_peer_origin(const struct conn_peer *p, struct conn_origin *o)
+{
+	conn_origin_set(o, &p->addr.sa, sizeof p->addr, p->local_port);
 }
 
 void conn_peer_clear(struct conn_peer *p)

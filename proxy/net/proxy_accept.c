@@ -31,8 +31,7 @@ struct proxy_accept {
 	enum listener_kind kind;
 	struct event *io;       /* fd readable */
 	struct event *deadline; /* the header must be whole by client_header */
-	struct sockaddr_storage peer; /* the proxy's address */
-	socklen_t peer_len;
+	struct conn_origin proxy; /* the proxy's address */
 	size_t have;                  /* header bytes taken off the socket into buf */
 	uint8_t buf[PP_HEADER_MAX];
 };
@@ -73,7 +72,7 @@ static void proxy_accept_close(struct proxy_accept *a, const char *why)
 	char ip[INET6_ADDRSTRLEN];
 	struct worker *w = a->w;
 	log_debug("proxy protocol: peer %s closed: %s",
-		  proxy_accept_addr((struct sockaddr *)&a->peer, ip, sizeof ip), why);
+		  proxy_accept_addr((struct sockaddr *)&a->proxy.addr, ip, sizeof ip), why);
 	close(a->fd);
 	proxy_accept_release(a);
 	worker_maybe_finish(w);
@@ -99,18 +98,19 @@ static void proxy_accept_done(struct proxy_accept *a, const struct pp_header *h)
 	struct worker *w = a->w;
 	int fd = a->fd;
 	enum listener_kind kind = a->kind;
-	struct sockaddr_storage peer = h->local ? a->peer : h->src;
-	socklen_t plen = h->local ? a->peer_len : h->src_len;
+	struct conn_origin o = a->proxy;
+	if (!h->local)
+		conn_origin_set(&o, (const struct sockaddr *)&h->src, h->src_len, a->proxy.local_port);
 	char from[INET6_ADDRSTRLEN], to[INET6_ADDRSTRLEN];
 
 	log_debug("proxy protocol: peer %s speaks for %s",
-		  proxy_accept_addr((struct sockaddr *)&a->peer, from, sizeof from),
-		  h->local ? "itself" : proxy_accept_addr((struct sockaddr *)&peer, to, sizeof to));
+		  proxy_accept_addr((struct sockaddr *)&a->proxy.addr, from, sizeof from),
+		  h->local ? "itself" : proxy_accept_addr((struct sockaddr *)&o.addr, to, sizeof to));
 	proxy_accept_release(a); /* the next stage counts the connection again */
 	if (kind == LISTENER_HTTPS)
-		tls_conn_accept(w, fd, (struct sockaddr *)&peer, plen);
+		tls_conn_accept(w, fd, &o);
 	else
-		h1_conn_new(w, fd, NULL, NULL, (struct sockaddr *)&peer, plen, LISTENER_HTTP);
+		h1_conn_new(w, fd, NULL, NULL, &o, LISTENER_HTTP);
 }
 
 static void proxy_accept_io(evutil_socket_t fd, short what, void *arg)
@@ -155,12 +155,13 @@ static void proxy_accept_timeout(evutil_socket_t fd, short what, void *arg)
 	proxy_accept_close(arg, "no PROXY header within timeouts.client_header");
 }
 
-void proxy_accept_start(struct worker *w, int fd, const struct sockaddr *peer,
-			socklen_t peer_len, enum listener_kind kind)
+void proxy_accept_start(struct worker *w, int fd, const struct conn_origin *o,
+			enum listener_kind kind)
 {
 	char ip[INET6_ADDRSTRLEN];
 
 	/* Anyone else could claim any address: not a byte is read from them. */
+	const struct sockaddr *peer = (const struct sockaddr *)&o->addr;
 	if (!edge_is_trusted_proxy(w->edge, peer)) {
 		log_debug("proxy protocol: peer %s closed: not in trusted_proxies",
 			  proxy_accept_addr(peer, ip, sizeof ip));
@@ -175,8 +176,7 @@ void proxy_accept_start(struct worker *w, int fd, const struct sockaddr *peer,
 	a->w = w;
 	a->fd = fd;
 	a->kind = kind;
-	a->peer_len = peer_len < sizeof a->peer ? peer_len : sizeof a->peer;
-	memcpy(&a->peer, peer, a->peer_len);
+	a->proxy = *o;
 	a->next = w->pp_waiting;
 	if (w->pp_waiting)
 		w->pp_waiting->prev = a;

@@ -9,6 +9,7 @@
 
 #include <sys/socket.h>
 
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 struct proxy_accept;
@@ -18,8 +19,8 @@ struct proxy_accept;
  * once; a trusted one waits, counted and listed in w->pp_waiting, for its
  * header, then goes to tls_conn_accept or h1_conn_new. A bad, missing or
  * late header closes the connection. */
-void proxy_accept_start(struct worker *w, int fd, const struct sockaddr *peer,
-			socklen_t peer_len, enum listener_kind kind);
+void proxy_accept_start(struct worker *w, int fd, const struct conn_origin *o,
+			enum listener_kind kind);
 
 /* proxy_accept_drain: close every connection still waiting for its header. */
 void proxy_accept_drain(struct worker *w);

@@ -33,8 +33,7 @@ struct tls_conn {
 	short io_what;          /* what io waits for (persistent), 0 when off */
 	struct event *deadline; /* handshake must finish by client_header */
 	int64_t deadline_ms;    /* when it fires (clock_mono_ms) */
-	struct sockaddr_storage peer;
-	socklen_t peer_len;
+	struct conn_origin origin;
 	char sni[256];          /* name being served ("" when none) */
 	char cert_host[256];    /* certificate looked up (sni or the default) */
 	enum cfg_tls_mode mode;
@@ -112,8 +111,7 @@ static void tls_conn_done(struct tls_conn *t)
 	/* The handshake's read event goes after the front added its own on
 	 * fd: the fd's epoll interest never changes, so no epoll_ctl. */
 	struct event *hs_io = t->io;
-	struct sockaddr_storage peer = t->peer;
-	socklen_t plen = t->peer_len;
+	struct conn_origin origin = t->origin;
 	char sni[256];
 	memcpy(sni, t->sni, sizeof sni);
 	bool acme_challenge = t->acme_challenge;
@@ -134,9 +132,9 @@ static void tls_conn_done(struct tls_conn *t)
 		return;
 	}
 	if (alpn == TLS_ALPN_H2)
-		h2_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen);
+		h2_conn_new(w, fd, ssl, sni, &origin);
 	else
-		h1_conn_new(w, fd, ssl, sni, (struct sockaddr *)&peer, plen, LISTENER_HTTPS);
+		h1_conn_new(w, fd, ssl, sni, &origin, LISTENER_HTTPS);
 	event_free(hs_io);
 }
 
@@ -236,7 +234,7 @@ int tls_conn_init(void)
 	return tls_conn_ex_index < 0 ? -1 : 0;
 }
 
-void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+void tls_conn_accept(struct worker *w, int fd, const struct conn_origin *o)
 {
 	struct tls_conn *t = calloc(1, sizeof *t);
 	SSL *ssl = t ? SSL_new(edge_ssl_ctx(w->edge)) : NULL;
@@ -248,8 +246,7 @@ void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, sock
 	t->w = w;
 	t->fd = fd;
 	t->ssl = ssl;
-	t->peer_len = peer_len < sizeof t->peer ? peer_len : sizeof t->peer;
-	memcpy(&t->peer, peer, t->peer_len);
+	t->origin = *o;
 	t->io = event_new(w->base, fd, EV_READ | EV_PERSIST, tls_conn_io, t);
 	t->io_what = EV_READ;
 	t->deadline = evtimer_new(w->base, tls_conn_timeout, t);

@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "proxy/net/peer.h"
 #include "proxy/worker.h"
 
 struct tls_conn;
@@ -18,7 +19,7 @@ struct tls_conn;
 int tls_conn_init(void);
 
 /* tls_conn_accept: start the handshake on fd (ownership taken). */
-void tls_conn_accept(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
+void tls_conn_accept(struct worker *w, int fd, const struct conn_origin *o);
 
 /* tls_conn_client_hello: the ClientHello callback installed in the shared
  * SSL_CTX: picks the certificate from the worker's cert index, or parks. */

@@ -233,6 +233,7 @@ def test_h2c_prior_knowledge(edge, marker):
     echo = json.loads(bytes(s.body))
     assert echo["backend"] == "h2-plain" and echo["version"] == "HTTP/1.1", echo
     assert headers_of(echo)["x-forwarded-proto"] == ["http"], echo["headers"]
+    assert headers_of(echo)["x-forwarded-port"] == [str(p.http_port)], echo["headers"]
     assert len(b.seen(f"{marker}/h2c")) == 2
     r = http(p.http_port, "plain.test", f"{marker}/h1")
     assert r.status == 200 and r.header("X-Backend") == "h2-plain", r
@@ -264,6 +265,7 @@ def test_forwarded_as_http11(edge, marker):
     assert h["host"] == [authority], echo["headers"]
     assert h["x-forwarded-proto"] == ["https"], echo["headers"]
     assert "127.0.0.1" in ",".join(h.get("x-forwarded-for", [])), echo["headers"]
+    assert h["x-forwarded-port"] == [str(p.https_port)], echo["headers"]
     assert h["x-custom"] == ["kept"], echo["headers"]
     assert echo["body_len"] == 11, echo
     assert h["x-request-id"] == [s.header("x-request-id")], (echo["headers"], s.headers)

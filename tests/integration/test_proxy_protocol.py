@@ -204,7 +204,8 @@ def test_v2_local_keeps_socket_address(edge, marker):
 def test_v1_unknown_keeps_socket_address(edge, marker):
     p, _, ports = edge
     res = send_read(ports["http"][0], b"PROXY UNKNOWN\r\n" + request(marker))
-    check_client(p, res.data, "127.0.0.1")
+    rec = check_client(p, res.data, "127.0.0.1")
+    assert header(rec, "X-Forwarded-Port") == str(ports["http"][0])
 
 
 @pytest.mark.parametrize("version", [1, 2])
