@@ -91,6 +91,17 @@ static int proxy_accept_take(struct proxy_accept *a, size_t n)
 	return 0;
 }
 
+/* proxy_accept_dst_port: the port the client reached on the proxy (so
+ * X-Forwarded-Port names it, not ours), or keep when the header has none. */
+static uint16_t proxy_accept_dst_port(const struct pp_header *h, uint16_t keep)
+{
+	if (h->dst.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&h->dst)->sin_port);
+	if (h->dst.ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)&h->dst)->sin6_port);
+	return keep;
+}
+
 /* proxy_accept_done: hand the connection on as the listener would have,
  * under the client's address (or the proxy's, for a local header). */
 static void proxy_accept_done(struct proxy_accept *a, const struct pp_header *h)
@@ -100,7 +111,8 @@ static void proxy_accept_done(struct proxy_accept *a, const struct pp_header *h)
 	enum listener_kind kind = a->kind;
 	struct conn_origin o = a->proxy;
 	if (!h->local)
-		conn_origin_set(&o, (const struct sockaddr *)&h->src, h->src_len, a->proxy.local_port);
+		conn_origin_set(&o, (const struct sockaddr *)&h->src, h->src_len,
+				proxy_accept_dst_port(h, a->proxy.local_port));
 	char from[INET6_ADDRSTRLEN], to[INET6_ADDRSTRLEN];
 
 	log_debug("proxy protocol: peer %s speaks for %s",

@@ -225,6 +225,7 @@ def test_header_then_tls(edge, marker, version):
         sock.close()
     rec = check_client(p, res.data, "192.0.2.99")
     assert header(rec, "X-Forwarded-Proto") == "https"
+    assert header(rec, "X-Forwarded-Port") == "443", "the port the client reached on the proxy"
 
 
 # -- refused ----------------------------------------------------------------------
