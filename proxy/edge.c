@@ -27,6 +27,7 @@
 #include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/core/mailbox.h"
+#include "proxy/core/nofile.h"
 #include "proxy/limit/limiter.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/listener.h"
@@ -756,6 +757,7 @@ int edge_run(struct cfg_static *cfg, const char *demo_tenants)
 	e.started_ms = clock_mono_ms();
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads();
+	log_info("open files: up to %llu", (unsigned long long)nofile_raise());
 	int status = 1;
 	if (edge_start(&e, demo_tenants) < 0)
 		goto out;
