@@ -9,6 +9,7 @@
 #include <event2/dns.h>
 #include <event2/listener.h>
 
+#include "proxy/core/clock.h"
 #include "proxy/core/log.h"
 #include "proxy/core/loop_timeout.h"
 #include "proxy/edge.h"
@@ -29,12 +30,20 @@
 #define WORKER_POOL_PER_BACKEND 1024
 #define WORKER_POOL_TOTAL 8192
 
+/* After a failed accept (out of descriptors or memory) the listener rests
+ * this long; its warning is logged at most once per WORKER_ACCEPT_WARN_MS. */
+#define WORKER_ACCEPT_PAUSE_MS 100
+#define WORKER_ACCEPT_WARN_MS 1000
+
 struct worker_listener {
 	struct worker *w;
 	enum listener_kind kind;
 	uint16_t port;       /* the one every socket accepted here has */
 	bool proxy_protocol; /* a PROXY header comes first (proxy_accept.h) */
 	struct evconnlistener *l;
+	struct event *resume;  /* ends a pause after a failed accept */
+	int64_t warned_ms;     /* the last accept warning */
+	unsigned long failures; /* accepts failed since that warning */
 };
 
 static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -52,12 +61,45 @@ static void worker_accept(struct evconnlistener *l, evutil_socket_t fd, struct s
 		h1_conn_new(wl->w, fd, NULL, NULL, &o, LISTENER_HTTP);
 }
 
+static void worker_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker_listener *wl = arg;
+	(void)fd;
+	(void)what;
+	if (wl->l)
+		evconnlistener_enable(wl->l);
+}
+
+/* worker_accept_error: EMFILE and friends. The connection stays queued and
+ * the listener readable, so accepting again at once would spin the loop and
+ * flood the log; the listener rests instead, as in nginx and HAProxy, and
+ * the connections already open are served meanwhile. */
 static void worker_accept_error(struct evconnlistener *l, void *arg)
 {
-	(void)l;
-	(void)arg;
-	/* EMFILE and friends: log and keep listening; libevent retries. */
-	log_warn("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	struct worker_listener *wl = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	wl->failures++;
+	int64_t now = clock_mono_ms();
+	if (!wl->warned_ms || now - wl->warned_ms >= WORKER_ACCEPT_WARN_MS) {
+		log_warn("accept on port %u failed %lu time(s): %s; retrying every %d ms", wl->port,
+			 wl->failures, evutil_socket_error_to_string(err), WORKER_ACCEPT_PAUSE_MS);
+		wl->warned_ms = now;
+		wl->failures = 0;
+	}
+	struct timeval tv = {0, WORKER_ACCEPT_PAUSE_MS * 1000};
+	if (wl->resume && evconnlistener_disable(l) == 0)
+		evtimer_add(wl->resume, &tv);
+}
+
+/* worker_listener_close: the listener and its pause timer. */
+static void worker_listener_close(struct worker_listener *wl)
+{
+	if (wl->l)
+		evconnlistener_free(wl->l);
+	wl->l = NULL;
+	if (wl->resume)
+		event_free(wl->resume);
+	wl->resume = NULL;
 }
 
 /* worker_listener_proxy: the proxy_protocol of listener i, which is listen.http's
@@ -125,10 +167,11 @@ int worker_start(struct worker *w, const int *fds, const enum listener_kind *kin
 		}
 		wl->l = evconnlistener_new(w->base, worker_accept, wl, LEV_OPT_CLOSE_ON_FREE, 0,
 					   fds[i]);
-		if (!wl->l)
+		wl->resume = evtimer_new(w->base, worker_accept_resume, wl);
+		w->n_listeners++; /* closed with the worker, whole or not */
+		if (!wl->l || !wl->resume)
 			return -1;
 		evconnlistener_set_error_cb(wl->l, worker_accept_error);
-		w->n_listeners++;
 	}
 	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
 		return -1;
@@ -226,10 +269,8 @@ static void worker_on_drain(void *arg)
 {
 	struct worker *w = arg;
 	w->draining = true;
-	for (size_t i = 0; i < w->n_listeners; i++) {
-		evconnlistener_free(w->listeners[i].l);
-		w->listeners[i].l = NULL;
-	}
+	for (size_t i = 0; i < w->n_listeners; i++)
+		worker_listener_close(&w->listeners[i]);
 	proxy_accept_drain(w);
 	tls_conn_drain(w);
 	struct h1_conn *c = w->conns;
@@ -313,8 +354,7 @@ void worker_join(struct worker *w)
 	while (w->n_spare_bufs)
 		evbuffer_free(w->spare_bufs[--w->n_spare_bufs]);
 	for (size_t i = 0; i < w->n_listeners; i++)
-		if (w->listeners[i].l)
-			evconnlistener_free(w->listeners[i].l);
+		worker_listener_close(&w->listeners[i]);
 	free(w->listeners);
 	pool_free(w->pool);
 	if (w->scratch)

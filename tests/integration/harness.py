@@ -111,6 +111,7 @@ class Portier:
             "timeouts": {"shutdown": "10s"},
         }
         self.tenants = {}
+        self.launcher = []  # argv before the binary's, e.g. prlimit's
         self.proc = None
         self.lines = []
         self._cond = threading.Condition()
@@ -144,7 +145,7 @@ class Portier:
         """start: run `portier -c FILE`, wait for both listeners and ready."""
         self.write()
         out = open(self.stdout_file, "wb")
-        argv = [self.binary, "-c", str(self.config_file)]
+        argv = self.launcher + [self.binary, "-c", str(self.config_file)]
         if SETPRIV:  # killed with the test process, even if that dies hard
             argv = [SETPRIV, "--pdeathsig", "KILL", "--"] + argv
         if os.environ.get("PORTIER_VERBOSE"):  # debugging aid: portier's -v
