@@ -44,8 +44,7 @@ void h1_push(struct h1_conn *c)
  * without lingering): they and the close_notify go in one write. */
 void h1_push_last(struct h1_conn *c)
 {
-	if (c->stage)
-		conn_io_write_last(c->io, c->stage);
+	conn_io_write_last(c->io, c->stage);
 	c->staging = false;
 }
 

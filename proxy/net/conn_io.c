@@ -461,11 +461,12 @@ void conn_io_write(struct conn_io *io, struct evbuffer *stage)
 void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
 {
 	if (!io->ssl || io->failed || io->stopped || evbuffer_get_length(io->out)) {
-		conn_io_write(io, stage);
+		if (stage)
+			conn_io_write(io, stage);
 		return;
 	}
 	tls_wire_cork(io->ssl, true);
-	bool whole = write_some(io, stage) >= 0 && evbuffer_get_length(stage) == 0;
+	bool whole = !stage || (write_some(io, stage) >= 0 && evbuffer_get_length(stage) == 0);
 	if (whole) {
 		if (ERR_peek_error())
 			ERR_clear_error();
@@ -476,7 +477,7 @@ void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
 	tls_wire_cork(io->ssl, false);
 	/* An error here is met again from the write event, and reported then. */
 	bool all_sent = tls_wire_flush(io->ssl) == 1;
-	if (evbuffer_get_length(stage))
+	if (stage && evbuffer_get_length(stage))
 		evbuffer_add_buffer(io->out, stage);
 	if (!all_sent && !io->write_armed) {
 		io->write_armed = true;
@@ -486,7 +487,10 @@ void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
 
 bool conn_io_flushed(const struct conn_io *io)
 {
-	return evbuffer_get_length(io->out) == 0 && !(io->ssl && tls_wire_held(io->ssl));
+	/* Records conn_io_write_last could not send keep the write event on;
+	 * a session ticket held since the handshake waits for the next write
+	 * and is no answer's. */
+	return evbuffer_get_length(io->out) == 0 && !io->write_armed;
 }
 
 void conn_io_stop(struct conn_io *io)

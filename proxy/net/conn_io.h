@@ -83,14 +83,15 @@ void conn_io_timeouts(struct conn_io *io, const struct timeval *rd, const struct
  * empty afterwards. */
 void conn_io_write(struct conn_io *io, struct evbuffer *stage);
 
-/* conn_io_write_last: conn_io_write of the connection's last bytes. Under
- * TLS with nothing queued, the close_notify leaves in the same write as
- * them (and a session ticket still held from the handshake before them):
- * one segment rather than two. Nothing may be written after. */
+/* conn_io_write_last: conn_io_write of the connection's last bytes (stage
+ * may be NULL: none). Under TLS with nothing queued, the close_notify
+ * leaves in the same write as them (and a session ticket still held from
+ * the handshake before them): one segment rather than two. Nothing may be
+ * written after. */
 void conn_io_write_last(struct conn_io *io, struct evbuffer *stage);
 
-/* conn_io_flushed: nothing waits for the socket: neither output nor TLS
- * records held for one write. */
+/* conn_io_flushed: nothing written waits for the socket: neither output
+ * nor records conn_io_write_last could not send yet. */
 bool conn_io_flushed(const struct conn_io *io);
 
 /* conn_io_stop: neither read nor write any more (no callback runs), until

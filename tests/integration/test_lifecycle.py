@@ -85,6 +85,26 @@ def test_sigterm_drains_in_flight_and_refuses_new(portier_factory, backend_facto
     assert p.stop() == 0
 
 
+def test_sigterm_closes_a_fresh_tls_connection_at_once(portier_factory, backend_factory):
+    """A TLS connection that finished its handshake and asked nothing is closed
+    at SIGTERM with a close_notify (its session ticket, held for a first
+    answer, goes with it), not left open until timeouts.shutdown."""
+    b = backend_factory("fresh")
+    p = portier_factory({"fresh": tenant("fresh.test", b)},
+                        timeouts={"shutdown": "60s", "client_header": "60s"})
+    ctx = tls_context(p.ca_file)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # an end without close_notify raises
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.https_port), timeout=10),
+                           server_hostname="fresh.test")
+    try:
+        p.signal(signal.SIGTERM)
+        assert sock.recv(1) == b"", "expected a close_notify"
+        assert sock.session is not None and sock.session.has_ticket, "no session ticket came"
+    finally:
+        sock.close()
+    assert p.wait_exit(10) == 0, "portier still draining a connection that had nothing to do"
+
+
 def test_sighup_applies_tenants_file(portier_factory, backend_factory, marker):
     """Editing the tenants file and sending SIGHUP adds a host; an open
     keep-alive connection survives the reload."""
