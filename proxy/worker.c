@@ -1,5 +1,6 @@
 #include "proxy/worker.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,24 +71,28 @@ static void worker_accept_resume(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(wl->l);
 }
 
-/* worker_accept_error: EMFILE and friends. The connection stays queued and
- * the listener readable, so accepting again at once would spin the loop and
- * flood the log; the listener rests instead, as in nginx and HAProxy, and
- * the connections already open are served meanwhile. */
+/* worker_accept_error: an accept libevent does not retry itself. Out of
+ * descriptors or memory, the connection stays queued and the listener
+ * readable, so accepting again at once would spin the loop and flood the
+ * log; the listener rests instead, as in nginx and HAProxy, and the
+ * connections already open are served meanwhile. Other errors concern one
+ * connection (a firewall's EPERM): the next accept goes on. */
 static void worker_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct worker_listener *wl = arg;
 	int err = EVUTIL_SOCKET_ERROR();
+	bool exhausted = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 	wl->failures++;
 	int64_t now = clock_mono_ms();
 	if (!wl->warned_ms || now - wl->warned_ms >= WORKER_ACCEPT_WARN_MS) {
-		log_warn("accept on port %u failed %lu time(s): %s; retrying every %d ms", wl->port,
-			 wl->failures, evutil_socket_error_to_string(err), WORKER_ACCEPT_PAUSE_MS);
+		log_warn("accept on port %u failed %lu time(s): %s%s", wl->port, wl->failures,
+			 evutil_socket_error_to_string(err),
+			 exhausted ? "; resting the listener between tries" : "");
 		wl->warned_ms = now;
 		wl->failures = 0;
 	}
 	struct timeval tv = {0, WORKER_ACCEPT_PAUSE_MS * 1000};
-	if (wl->resume && evconnlistener_disable(l) == 0)
+	if (exhausted && wl->resume && evconnlistener_disable(l) == 0)
 		evtimer_add(wl->resume, &tv);
 }
 

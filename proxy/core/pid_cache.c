@@ -1,8 +1,10 @@
 /*
  * pid_cache.c - getpid() without a system call. OpenSSL's random generator
  * asks for the pid on every draw to notice a fork (six times per full
- * handshake), and glibc stopped caching it in 2.25. The value only changes
- * in a forked child, which pthread_atfork refreshes.
+ * handshake), and glibc stopped caching it in 2.25. The cache is filled
+ * before main, while the process has one thread, and emptied in a forked
+ * child by pthread_atfork. A vfork child would see its parent's pid: portier
+ * makes none.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,19 +19,18 @@ static void pid_cache_forget(void)
 	atomic_store_explicit(&pid_cached, 0, memory_order_relaxed);
 }
 
-static void pid_cache_init(void)
+__attribute__((constructor)) static void pid_cache_fill(void)
 {
 	pthread_atfork(NULL, NULL, pid_cache_forget);
+	atomic_store_explicit(&pid_cached, (pid_t)syscall(SYS_getpid), memory_order_relaxed);
 }
 
 pid_t getpid(void)
 {
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pid_t pid = atomic_load_explicit(&pid_cached, memory_order_relaxed);
-	if (pid)
-		return pid;
-	pthread_once(&once, pid_cache_init);
-	pid = (pid_t)syscall(SYS_getpid);
-	atomic_store_explicit(&pid_cached, pid, memory_order_relaxed);
+	if (!pid) {
+		pid = (pid_t)syscall(SYS_getpid);
+		atomic_store_explicit(&pid_cached, pid, memory_order_relaxed);
+	}
 	return pid;
 }

@@ -460,7 +460,7 @@ void conn_io_write(struct conn_io *io, struct evbuffer *stage)
 
 void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
 {
-	if (!io->ssl || io->failed || io->stopped || evbuffer_get_length(io->out)) {
+	if (!io->ssl || io->notified || io->failed || io->stopped || evbuffer_get_length(io->out)) {
 		if (stage)
 			conn_io_write(io, stage);
 		return;
@@ -470,9 +470,12 @@ void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)
 	if (whole) {
 		if (ERR_peek_error())
 			ERR_clear_error();
-		if (SSL_shutdown(io->ssl) < 0)
+		/* Refused (a handshake message still due, say): conn_io_free
+		 * tries again. */
+		if (SSL_shutdown(io->ssl) >= 0)
+			io->notified = true;
+		else
 			ERR_clear_error();
-		io->notified = true;
 	}
 	tls_wire_cork(io->ssl, false);
 	/* An error here is met again from the write event, and reported then. */

@@ -123,8 +123,10 @@ static long wire_ctrl(BIO *b, int cmd, long num, void *ptr)
 		if (ptr)
 			*(int *)ptr = w->fd;
 		return w->fd;
-	case BIO_CTRL_FLUSH: /* the owner flushes, once the flight is whole */
-	case BIO_CTRL_DUP:
+	case BIO_CTRL_FLUSH:
+		/* The owner flushes, once the flight is whole. (kTLS must stay
+		 * off: OpenSSL would hand the kernel new keys believing the held
+		 * records sent.) */
 		return 1;
 	case BIO_CTRL_EOF:
 		return w->eof;
