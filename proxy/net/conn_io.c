@@ -245,22 +245,6 @@ static ssize_t write_some(struct conn_io *io, struct evbuffer *buf)
 	}
 }
 
-/* held_sent: the TLS records held for one writev (conn_io_write_last) went
- * first; false while some wait for the socket, or on an error (reported). */
-static bool held_sent(struct conn_io *io, bool *sent)
-{
-	*sent = false;
-	if (!io->ssl || !tls_wire_held(io->ssl))
-		return true;
-	int f = tls_wire_flush(io->ssl);
-	if (f < 0) {
-		fail(io, CONN_IO_WRITING | CONN_IO_ERROR);
-		return false;
-	}
-	*sent = f == 1;
-	return *sent;
-}
-
 static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_io *io = arg;
@@ -269,9 +253,19 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		fail(io, CONN_IO_WRITING | CONN_IO_TIMEOUT);
 		return;
 	}
-	bool held_went;
-	if (!held_sent(io, &held_went))
-		return;
+	/* Records conn_io_write_last could not send. With output queued, the
+	 * writev of its first record takes them along (tls_wire). */
+	bool held_went = false;
+	if (io->ssl && !evbuffer_get_length(io->out) && tls_wire_held(io->ssl)) {
+		int f = tls_wire_flush(io->ssl);
+		if (f < 0) {
+			fail(io, CONN_IO_WRITING | CONN_IO_ERROR);
+			return;
+		}
+		if (f == 0)
+			return;
+		held_went = true;
+	}
 	ssize_t n = write_some(io, io->out);
 	if (n < 0) {
 		fail(io, CONN_IO_WRITING | CONN_IO_ERROR);

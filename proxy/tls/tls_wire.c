@@ -1,7 +1,6 @@
 #include "proxy/tls/tls_wire.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,12 +107,6 @@ static int wire_read(BIO *b, char *out, int len)
 	return (int)n;
 }
 
-static int wire_puts(BIO *b, const char *s)
-{
-	size_t len = strlen(s);
-	return wire_write(b, s, len > INT_MAX ? INT_MAX : (int)len);
-}
-
 static long wire_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
 	struct tls_wire *w = BIO_get_data(b);
@@ -162,8 +155,8 @@ static void wire_method_init(void)
 				 : BIO_meth_new(type | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
 						"portier tls_wire");
 	if (m && (!BIO_meth_set_write(m, wire_write) || !BIO_meth_set_read(m, wire_read) ||
-		  !BIO_meth_set_puts(m, wire_puts) || !BIO_meth_set_ctrl(m, wire_ctrl) ||
-		  !BIO_meth_set_create(m, wire_create) || !BIO_meth_set_destroy(m, wire_destroy))) {
+		  !BIO_meth_set_ctrl(m, wire_ctrl) || !BIO_meth_set_create(m, wire_create) ||
+		  !BIO_meth_set_destroy(m, wire_destroy))) {
 		BIO_meth_free(m);
 		m = NULL;
 	}
