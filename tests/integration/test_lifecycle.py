@@ -11,6 +11,7 @@ import threading
 import time
 
 from h2client import H2Client
+from harness import wait_until
 from httpclient import PinnedHTTPSConnection, exchange, http, https, tls_context
 
 
@@ -85,6 +86,18 @@ def test_sigterm_drains_in_flight_and_refuses_new(portier_factory, backend_facto
     assert p.stop() == 0
 
 
+def server_unread(server_port, client_port):
+    """server_unread: bytes the kernel holds unread for portier on the loopback
+    connection between the two ports (/proc/net/tcp), None if not found."""
+    want = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (fields[1], fields[2]) == want:
+                return int(fields[4].split(":")[1], 16)
+    return None
+
+
 def test_sigterm_closes_a_fresh_tls_connection_at_once(portier_factory, backend_factory):
     """A TLS connection that finished its handshake and asked nothing is closed
     at SIGTERM with a close_notify (its session ticket, held for a first
@@ -95,8 +108,12 @@ def test_sigterm_closes_a_fresh_tls_connection_at_once(portier_factory, backend_
     ctx = tls_context(p.ca_file)
     ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # an end without close_notify raises
     sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", p.https_port), timeout=10),
-                           server_hostname="fresh.test")
+                           server_hostname="fresh.test", suppress_ragged_eofs=False)
     try:
+        # The client is done once its Finished is sent; portier, once it has
+        # read it (nothing tells the client: the ticket waits, held).
+        wait_until(lambda: server_unread(p.https_port, sock.getsockname()[1]) == 0, 10,
+                   what="portier reading the client's Finished")
         p.signal(signal.SIGTERM)
         assert sock.recv(1) == b"", "expected a close_notify"
         assert sock.session is not None and sock.session.has_ticket, "no session ticket came"
