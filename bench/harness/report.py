@@ -50,10 +50,17 @@ def medians(runs, proxies):
     return out
 
 
+# a turn's figure (bench/harness/measure.py Slices.turns) for the per-turn ratios
+TURN_VALUE = {"rps": lambda t: t["requests"] / t["seconds"] if t["seconds"] else None,
+              "cpu_us_per_req": lambda t: t["cpu"] * 1e6 / t["requests"] if t["requests"]
+              else None}
+
+
 def ratios(runs, med):
     """{scenario: {metric: {"best": peer, "ratio": portier / best peer (of the medians),
-    "per_round": [portier / that peer, each round]}}}; the best peer is the one with the
-    best median (highest req/s, lowest CPU/req and KiB/conn)."""
+    "per_round": [portier / that peer, each round], "per_turn": [portier's turn / the
+    peer's turn of the same cycle, every turn of every round]}}}; the best peer is the
+    one with the best median (highest req/s, lowest CPU/req and KiB/conn)."""
     out = {}
     for sc, by_proxy in med.items():
         base = by_proxy.get(BASE, {})
@@ -62,16 +69,22 @@ def ratios(runs, med):
             if k not in base or not peers:
                 continue
             best = (max if higher else min)(peers, key=peers.get)
-            per_round = []
+            per_round, per_turn = [], []
             for rnd in sorted({r["round"] for r in runs}):
-                a = [r[k] for r in runs if r["round"] == rnd and r["scenario"] == sc
+                a = [r for r in runs if r["round"] == rnd and r["scenario"] == sc
                      and r["proxy"] == BASE and r.get(k) is not None]
-                b = [r[k] for r in runs if r["round"] == rnd and r["scenario"] == sc
+                b = [r for r in runs if r["round"] == rnd and r["scenario"] == sc
                      and r["proxy"] == best and r.get(k)]
-                if a and b:
-                    per_round.append(a[0] / b[0])
+                if not (a and b):
+                    continue
+                per_round.append(a[0][k] / b[0][k])
+                if k in TURN_VALUE:
+                    for ta, tb in zip(a[0].get("turns") or [], b[0].get("turns") or []):
+                        va, vb = TURN_VALUE[k](ta), TURN_VALUE[k](tb)
+                        if va is not None and vb:
+                            per_turn.append(va / vb)
             out.setdefault(sc, {})[k] = {"best": best, "ratio": base[k] / peers[best],
-                                         "per_round": per_round}
+                                         "per_round": per_round, "per_turn": per_turn}
     return out
 
 
@@ -128,13 +141,17 @@ def profile_table(med):
 
 def notes(rat, failures):
     lines = ["÷best: portier / the best peer's median in this run (req/s: above 1 is better "
-             "for portier; CPU/req, KiB/conn: below 1 is better); per-round range:"] if rat else []
+             "for portier; CPU/req, KiB/conn: below 1 is better); per-round range, the "
+             "median of the per-round ratios and of the per-turn ones (each turn against "
+             "the peer's turn of the same cycle, seconds apart):"] if rat else []
     for sc, by_metric in rat.items():
         # The median of the per-round ratios holds better than the ratio of the
         # medians when the machine's speed drifts: within a round the proxies
-        # run seconds apart, the rounds minutes apart.
+        # take turns of seconds, the rounds are minutes apart.
         parts = [f"{k} {min(r['per_round']):.2f}-{max(r['per_round']):.2f} "
-                 f"(median {statistics.median(r['per_round']):.2f})"
+                 f"(median {statistics.median(r['per_round']):.2f}"
+                 + (f"; per turn {statistics.median(r['per_turn']):.2f} of {len(r['per_turn'])}"
+                    if len(r.get("per_turn") or []) > len(r["per_round"]) else "") + ")"
                  for k, r in by_metric.items() if r["per_round"]]
         if parts:
             lines.append(f"  {sc}: " + ", ".join(parts))
