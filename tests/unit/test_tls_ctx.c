@@ -65,6 +65,7 @@ struct client {
 	const char *alpn;       /* wire format, NUL-terminated for convenience */
 	const char *sni;        /* NULL: none */
 	const char *ciphers12;  /* NULL: default */
+	const char *suites13;   /* NULL: default (AES-256-GCM first) */
 	const char *groups;     /* NULL: default */
 	bool legacy;            /* security level 0, to offer TLS 1.1 */
 	SSL_SESSION *session;   /* to resume */
@@ -125,6 +126,8 @@ static SSL_CTX *client_ctx(const struct client *o)
 		SSL_CTX_set_max_proto_version(cctx, o->max);
 	if (o->ciphers12)
 		SSL_CTX_set_cipher_list(cctx, o->ciphers12);
+	if (o->suites13)
+		SSL_CTX_set_ciphersuites(cctx, o->suites13);
 	if (o->groups)
 		SSL_CTX_set1_groups_list(cctx, o->groups);
 	X509_STORE_add_cert(SSL_CTX_get_cert_store(cctx), sk_X509_value(server_cert->chain, 0));
@@ -217,6 +220,20 @@ static void test_versions_and_suites(void)
 	CHECK(r.ok && r.version == TLS1_3_VERSION);
 	CHECK(seen.sni_rc == 12);
 	CHECK_STR(seen.sni, "test.example");
+	/* OpenSSL's clients list AES-256-GCM first; the server's order wins */
+	CHECK_STR(r.cipher, "TLS_AES_128_GCM_SHA256");
+	SSL_SESSION_free(r.session);
+
+	/* a client without AES hardware lists ChaCha first, and gets it */
+	r = handshake(sctx, &(struct client){.suites13 = "TLS_CHACHA20_POLY1305_SHA256:"
+							 "TLS_AES_128_GCM_SHA256"});
+	CHECK(r.ok && r.version == TLS1_3_VERSION);
+	CHECK_STR(r.cipher, "TLS_CHACHA20_POLY1305_SHA256");
+	SSL_SESSION_free(r.session);
+	/* one that insists on AES-256-GCM gets it */
+	r = handshake(sctx, &(struct client){.suites13 = "TLS_AES_256_GCM_SHA384"});
+	CHECK(r.ok && r.version == TLS1_3_VERSION);
+	CHECK_STR(r.cipher, "TLS_AES_256_GCM_SHA384");
 	SSL_SESSION_free(r.session);
 
 	r = handshake(sctx, &(struct client){.max = TLS1_2_VERSION, .sni = "test.example"});
