@@ -13,6 +13,12 @@
 
 #define CONN_IO_READ_MAX (64 * 1024) /* per turn: then the next connection's */
 #define TLS_READ_CHUNK (16 * 1024)   /* a record's payload at most */
+/* OpenSSL hands the BIO one record (16 KiB of payload at most) at a time. Output
+ * above one record's worth is encrypted corked, up to TLS_WRITE_BATCH, and leaves
+ * in one write(2): a 64 KiB answer took six writes and as many TCP pushes,
+ * and cost 18% more CPU. */
+#define TLS_WRITE_BATCH (64 * 1024)
+#define TLS_RECORD_EXTRA 29 /* most a record adds: TLS 1.2 AES-GCM (1.3: 22) */
 
 struct conn_io {
 	struct event ev_read, ev_write;
@@ -33,6 +39,7 @@ struct conn_io {
 	bool stopped;
 	bool failed;       /* an end, error or timeout was met */
 	bool notified;     /* the close_notify went (conn_io_write_last) */
+	bool batch_held;   /* the socket refused part of a batch: tls_wire holds it */
 };
 
 static const struct timeval *rd_timeout(const struct conn_io *io)
@@ -212,10 +219,40 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		io->on_read(io, io->arg); /* last: it may free io */
 }
 
-/* write_some: the output to the socket until it refuses more. The bytes
- * of a refused SSL_write stay first in the output, so its retry sees them
- * again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows their move). Bytes
- * written, or -1 on an error. */
+/* write_records: SSL_write of buf's bytes, up to cap of them, until the
+ * socket refuses more. The bytes of a refused SSL_write stay first in buf,
+ * so its retry sees them again (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows
+ * their move). Bytes taken, or -1 on an error. */
+static ssize_t write_records(struct conn_io *io, struct evbuffer *buf, size_t cap)
+{
+	size_t done = 0;
+	while (done < cap) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1)
+			break;
+		if (ERR_peek_error())
+			ERR_clear_error();
+		size_t len = v.iov_len < cap - done ? v.iov_len : cap - done;
+		int n = SSL_write(io->ssl, v.iov_base, len > INT_MAX ? INT_MAX : (int)len);
+		if (n <= 0) {
+			int err = SSL_get_error(io->ssl, n);
+			ERR_clear_error();
+			if (err == SSL_ERROR_WANT_WRITE)
+				break;
+			io->failed = true;
+			return -1;
+		}
+		evbuffer_drain(buf, (size_t)n);
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+/* write_some: the output to the socket until it refuses more; under TLS,
+ * more than a record's worth in batches (TLS_WRITE_BATCH), a write each.
+ * What of a batch the socket refuses stays held by tls_wire, to go first;
+ * the write event stays on for it (held_left). Bytes taken from buf, or -1
+ * on an error. */
 static ssize_t write_some(struct conn_io *io, struct evbuffer *buf)
 {
 	if (!io->ssl) {
@@ -224,25 +261,54 @@ static ssize_t write_some(struct conn_io *io, struct evbuffer *buf)
 			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
 		return n;
 	}
-	size_t done = 0;
+	/* A refused batch goes first, and none joins it meanwhile: what is
+	 * held stays under one batch and a record. */
+	if (io->batch_held) {
+		int f = tls_wire_flush(io->ssl);
+		if (f <= 0) {
+			io->failed |= f < 0;
+			return f < 0 ? -1 : 0;
+		}
+		io->batch_held = false;
+	}
+	/* conn_io_write_last holds all it writes, and sends it itself. */
+	if (tls_wire_corked(io->ssl))
+		return write_records(io, buf, SIZE_MAX);
+	size_t total = 0;
 	for (;;) {
-		struct evbuffer_iovec v;
-		if (evbuffer_peek(buf, -1, NULL, &v, 1) < 1)
-			return (ssize_t)done;
-		if (ERR_peek_error())
-			ERR_clear_error();
-		int n = SSL_write(io->ssl, v.iov_base, v.iov_len > INT_MAX ? INT_MAX : (int)v.iov_len);
-		if (n <= 0) {
-			int err = SSL_get_error(io->ssl, n);
-			ERR_clear_error();
-			if (err == SSL_ERROR_WANT_WRITE)
-				return (ssize_t)done;
+		size_t len = evbuffer_get_length(buf);
+		if (len <= TLS_READ_CHUNK) { /* one record: one write anyway */
+			ssize_t n = write_records(io, buf, SIZE_MAX);
+			return n < 0 ? -1 : (ssize_t)total + n;
+		}
+		/* A tail of a record or less joins the batch before it. */
+		size_t cap = len <= TLS_WRITE_BATCH + TLS_READ_CHUNK ? len : TLS_WRITE_BATCH;
+		/* A session ticket held since the handshake leaves with the first. */
+		if (tls_wire_reserve(io->ssl, cap + (cap / TLS_READ_CHUNK + 1) * TLS_RECORD_EXTRA) < 0) {
 			io->failed = true;
 			return -1;
 		}
-		evbuffer_drain(buf, (size_t)n);
-		done += (size_t)n;
+		tls_wire_cork(io->ssl, true);
+		ssize_t n = write_records(io, buf, cap);
+		tls_wire_cork(io->ssl, false);
+		int f = n < 0 ? -1 : tls_wire_flush(io->ssl);
+		if (f < 0) {
+			io->failed = true;
+			return -1;
+		}
+		total += (size_t)n;
+		io->batch_held = f == 0;
+		/* Refused: by the socket, or by OpenSSL's socket BIO, which
+		 * holds nothing (an SSL that is not on a tls_wire). */
+		if (f == 0 || (size_t)n < cap)
+			return (ssize_t)total;
 	}
+}
+
+/* held_left: part of a batch waits for the socket. */
+static bool held_left(const struct conn_io *io)
+{
+	return io->batch_held && tls_wire_held(io->ssl);
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg)
@@ -272,7 +338,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	size_t left = evbuffer_get_length(io->out);
-	if (left == 0) {
+	if (left == 0 && !held_left(io)) {
 		event_del(&io->ev_write);
 		io->write_armed = false;
 	}
@@ -448,8 +514,12 @@ void conn_io_write(struct conn_io *io, struct evbuffer *stage)
 	/* An error here is met again from the output, and reported then. */
 	if (evbuffer_get_length(io->out) == 0 && !io->stopped)
 		write_some(io, stage);
-	if (evbuffer_get_length(stage))
+	if (evbuffer_get_length(stage)) {
 		evbuffer_add_buffer(io->out, stage);
+	} else if (held_left(io) && !io->write_armed && !io->stopped) {
+		io->write_armed = true;
+		event_add(&io->ev_write, wr_timeout(io));
+	}
 }
 
 void conn_io_write_last(struct conn_io *io, struct evbuffer *stage)

@@ -15,7 +15,7 @@ struct tls_wire {
 	bool drained; /* the last read emptied the socket; no readiness since */
 	bool eof;
 	unsigned char *held;
-	size_t held_len;
+	size_t held_len, held_cap;
 };
 
 static BIO_METHOD *wire_method;
@@ -27,13 +27,26 @@ static bool would_block(void)
 	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
-static int wire_hold(struct tls_wire *w, const char *data, size_t len)
+/* wire_room: held has room for len more bytes. */
+static int wire_room(struct tls_wire *w, size_t len)
 {
+	if (len <= w->held_cap - w->held_len)
+		return 0;
+	if (len > SIZE_MAX - w->held_len)
+		return -1;
 	unsigned char *p = realloc(w->held, w->held_len + len);
 	if (!p)
 		return -1;
-	memcpy(p + w->held_len, data, len);
 	w->held = p;
+	w->held_cap = w->held_len + len;
+	return 0;
+}
+
+static int wire_hold(struct tls_wire *w, const char *data, size_t len)
+{
+	if (wire_room(w, len) < 0)
+		return -1;
+	memcpy(w->held + w->held_len, data, len);
 	w->held_len += len;
 	return 0;
 }
@@ -45,6 +58,7 @@ static void wire_sent(struct tls_wire *w, size_t n)
 	if (!w->held_len) {
 		free(w->held);
 		w->held = NULL;
+		w->held_cap = 0;
 	} else {
 		memmove(w->held, w->held + n, w->held_len);
 	}
@@ -195,6 +209,18 @@ void tls_wire_cork(SSL *ssl, bool on)
 	struct tls_wire *w = wire_of(ssl);
 	if (w)
 		w->corked = on;
+}
+
+int tls_wire_reserve(SSL *ssl, size_t len)
+{
+	struct tls_wire *w = wire_of(ssl);
+	return w ? wire_room(w, len) : 0;
+}
+
+bool tls_wire_corked(const SSL *ssl)
+{
+	struct tls_wire *w = wire_of(ssl);
+	return w && w->corked;
 }
 
 int tls_wire_flush(SSL *ssl)

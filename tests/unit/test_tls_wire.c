@@ -14,6 +14,11 @@
  * conn_io_write_last: the answer, the held ticket and the close_notify
  * arrive; with the socket full the rest follows as the peer reads,
  * conn_io_flushed says false until then and the write callback runs once.
+ * conn_io_write batches: more than a record's worth leaves in one write per
+ * 64 KiB (counted as the messages of a SOCK_SEQPACKET pair), a tail of a
+ * record or less in the batch before it, the held ticket in the first; with
+ * the socket full, what is held stays under a batch and a record, and
+ * everything arrives in order.
  */
 #include "tests/unit/check.h"
 #include "tests/unit/tls_check.h"
@@ -38,9 +43,10 @@
 #define BIG_LEN (4 * RECORD_MAX)
 #define SMALL_SNDBUF 4096   /* the kernel doubles it: far less than BIG_LEN */
 #define ROUNDS 10000
+#define BATCH (64 * 1024)   /* conn_io.c's TLS_WRITE_BATCH */
 
 static SSL_CTX *server_ctx, *client_ctx;
-static unsigned char big[BIG_LEN + 3];
+static unsigned char big[3 * BATCH]; /* BIG_LEN + 3 at least */
 
 struct pair {
 	int sfd, cfd;
@@ -113,13 +119,18 @@ static bool wants(SSL *ssl, int r, int err)
 	return r <= 0 && SSL_get_error(ssl, r) == err;
 }
 
-/* server_step: SSL_do_handshake corked, as tls_conn does it. */
+/* corked_step: SSL_do_handshake corked, as tls_conn does it. */
+static int corked_step(SSL *server)
+{
+	tls_wire_cork(server, true);
+	int r = SSL_do_handshake(server);
+	tls_wire_cork(server, false);
+	return r;
+}
+
 static int server_step(struct pair *p)
 {
-	tls_wire_cork(p->server, true);
-	int r = SSL_do_handshake(p->server);
-	tls_wire_cork(p->server, false);
-	return r;
+	return corked_step(p->server);
 }
 
 /* handshake: both sides done; the server's ticket left held. */
@@ -328,6 +339,211 @@ static void test_write_last(void)
 	last_write(BIG_LEN, true);
 }
 
+/* conn_io_write's batches */
+
+/* A SOCK_SEQPACKET pair keeps each write(2) a message of its own, so the
+ * client's end counts the server's writes. The client SSL talks through
+ * memory BIOs that the test fills from that end and empties into it. */
+struct seq {
+	int sfd, cfd;
+	SSL *server, *client;
+	BIO *from_server, *to_server; /* the client's memory BIOs */
+};
+
+static bool seq_open(struct seq *q)
+{
+	int fd[2];
+	memset(q, 0, sizeof *q);
+	q->sfd = q->cfd = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fd) != 0)
+		return false;
+	q->sfd = fd[0];
+	q->cfd = fd[1];
+	fcntl(q->sfd, F_SETFL, O_NONBLOCK);
+	fcntl(q->cfd, F_SETFL, O_NONBLOCK);
+	q->server = SSL_new(server_ctx);
+	q->client = SSL_new(client_ctx);
+	q->from_server = BIO_new(BIO_s_mem());
+	q->to_server = BIO_new(BIO_s_mem());
+	if (!q->server || !q->client || !q->from_server || !q->to_server ||
+	    tls_wire_attach(q->server, q->sfd) != 0)
+		return false;
+	SSL_set_bio(q->client, q->from_server, q->to_server);
+	SSL_set_read_ahead(q->server, 1); /* whole messages: a short read cuts one */
+	SSL_set_accept_state(q->server);
+	SSL_set_connect_state(q->client);
+	return true;
+}
+
+static void seq_close(struct seq *q)
+{
+	SSL_free(q->server);
+	if (q->client)
+		SSL_free(q->client);
+	else {
+		BIO_free(q->from_server);
+		BIO_free(q->to_server);
+	}
+	if (q->sfd >= 0)
+		close(q->sfd);
+	if (q->cfd >= 0)
+		close(q->cfd);
+}
+
+/* seq_to_client: the server's waiting writes into the client's SSL; how
+ * many there were. */
+static int seq_to_client(struct seq *q)
+{
+	static unsigned char msg[4 * BATCH];
+	int n = 0;
+	ssize_t r;
+	while ((r = recv(q->cfd, msg, sizeof msg, 0)) > 0) {
+		BIO_write(q->from_server, msg, (int)r);
+		n++;
+	}
+	return n;
+}
+
+/* seq_to_server: what the client wrote, in one message. */
+static bool seq_to_server(struct seq *q)
+{
+	char *data;
+	long len = BIO_get_mem_data(q->to_server, &data);
+	if (len <= 0)
+		return true;
+	bool ok = send(q->cfd, data, (size_t)len, 0) == len;
+	(void)BIO_reset(q->to_server);
+	return ok;
+}
+
+static bool seq_handshake(struct seq *q)
+{
+	for (int i = 0; i < 16; i++) {
+		int c = SSL_do_handshake(q->client);
+		if (!seq_to_server(q))
+			return false;
+		tls_wire_readable(q->server);
+		int s = corked_step(q->server);
+		if (s != 1 && tls_wire_flush(q->server) != 1)
+			return false;
+		seq_to_client(q);
+		if (s == 1 && c == 1)
+			return true;
+	}
+	return false;
+}
+
+/* seq_read: the client's plaintext is len bytes of big. */
+static bool seq_read(struct seq *q, size_t len)
+{
+	unsigned char *got = malloc(len + 1);
+	size_t have = 0;
+	int r;
+	while (got && have <= len && (r = SSL_read(q->client, got + have, (int)(len + 1 - have))) > 0)
+		have += (size_t)r;
+	bool ok = got && have == len && memcmp(got, big, len) == 0;
+	free(got);
+	return ok;
+}
+
+/* seq_writes: conn_io_write of len bytes of big; the writes that carried them. */
+static int seq_writes(struct seq *q, struct conn_io *io, size_t len)
+{
+	struct evbuffer *stage = evbuffer_new();
+	if (!stage)
+		return -1;
+	evbuffer_add(stage, big, len);
+	conn_io_write(io, stage);
+	bool taken = evbuffer_get_length(stage) == 0;
+	evbuffer_free(stage);
+	int n = seq_to_client(q);
+	return taken && seq_read(q, len) ? n : -1;
+}
+
+static void test_batches(void)
+{
+	struct seq q;
+	CHECK(seq_open(&q));
+	CHECK(seq_handshake(&q));
+	CHECK(tls_wire_held(q.server) > 0); /* the ticket */
+	struct event_base *base = event_base_new();
+	struct conn_io *io = base ? conn_io_new(base, q.sfd, q.server) : NULL;
+	q.sfd = -1;
+	q.server = NULL; /* both conn_io's now */
+	if (!io) {
+		CHECK(!"conn_io_new");
+		seq_close(&q);
+		return;
+	}
+	conn_io_setcb(io, NULL, NULL, on_event, NULL);
+	CHECK(seq_writes(&q, io, 3 * RECORD_MAX) == 1); /* and the ticket */
+	CHECK(seq_writes(&q, io, 1000) == 1);
+	CHECK(seq_writes(&q, io, RECORD_MAX + 1) == 1);
+	CHECK(seq_writes(&q, io, BATCH + RECORD_MAX) == 1); /* a tail joins the batch */
+	CHECK(seq_writes(&q, io, BATCH + RECORD_MAX + 1) == 2);
+	CHECK(seq_writes(&q, io, 3 * BATCH) == 3);
+	CHECK(conn_io_flushed(io));
+	conn_io_free(io);
+	event_base_free(base);
+	seq_close(&q);
+}
+
+/* With the socket full: what is held stays under a batch and its records
+ * (a record header and tag each); it all arrives, in order; the write
+ * callback runs when the output is through. */
+static void test_batches_refused(void)
+{
+	const size_t len = 4 * BIG_LEN + 5;
+	struct pair p;
+	CHECK(pair_open(&p, false));
+	CHECK(handshake(&p));
+	int sndbuf = SMALL_SNDBUF;
+	CHECK(setsockopt(p.sfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf) == 0);
+	struct event_base *base = event_base_new();
+	SSL *server = p.server;
+	struct conn_io *io = conn_io_new(base, p.sfd, p.server);
+	p.sfd = -1;
+	p.server = NULL;
+	struct evbuffer *stage = evbuffer_new();
+	unsigned char *got = malloc(len + 1);
+	if (!io || !stage || !got) {
+		CHECK(!"conn_io_new");
+		free(got);
+		return;
+	}
+	writes_done = 0;
+	conn_io_setcb(io, NULL, on_write, on_event, NULL);
+	for (size_t off = 0; off < len; off += BIG_LEN)
+		evbuffer_add(stage, big, len - off < BIG_LEN ? len - off : BIG_LEN);
+	conn_io_write(io, stage);
+	CHECK(!conn_io_flushed(io));
+	size_t have = 0, most_held = 0;
+	int i;
+	for (i = 0; i < ROUNDS && have < len; i++) {
+		size_t held = tls_wire_held(server);
+		most_held = held > most_held ? held : most_held;
+		int r = client_read(&p, got, len + 1, &have);
+		if (r <= 0 && SSL_get_error(p.client, r) != SSL_ERROR_WANT_READ)
+			break;
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	}
+	CHECK(have == len);
+	for (size_t off = 0; off < have; off += BIG_LEN) {
+		size_t n = have - off < BIG_LEN ? have - off : BIG_LEN;
+		CHECK(memcmp(got + off, big, n) == 0);
+	}
+	CHECK(most_held > 0);
+	CHECK(most_held <= BATCH + RECORD_MAX + (BATCH / RECORD_MAX + 1) * RECORD_OVERHEAD);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK(conn_io_flushed(io));
+	CHECK(writes_done == 1);
+	free(got);
+	evbuffer_free(stage);
+	conn_io_free(io);
+	event_base_free(base);
+	pair_close(&p);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -340,6 +556,8 @@ int main(void)
 	test_eof();
 	test_socket_bio_untouched();
 	test_write_last();
+	test_batches();
+	test_batches_refused();
 	SSL_CTX_free(server_ctx);
 	SSL_CTX_free(client_ctx);
 	return check_done();
