@@ -1,7 +1,8 @@
 /*
  * direct_write.h - moving response bytes toward a connection's output so
- * that they leave in few TLS records and writes: a TLS record and a
- * write(2) per chain of the buffer (conn_io_write).
+ * that they leave in few TLS records: conn_io_write makes a record (or
+ * more) of each chain of the buffer, and sends up to 64 KiB of records in
+ * one write(2).
  */
 #pragma once
 
