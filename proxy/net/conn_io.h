@@ -91,7 +91,7 @@ void conn_io_write(struct conn_io *io, struct evbuffer *stage);
 void conn_io_write_last(struct conn_io *io, struct evbuffer *stage);
 
 /* conn_io_flushed: nothing written waits for the socket: neither output
- * nor records conn_io_write_last could not send yet. */
+ * nor records held that it refused (a batch's, conn_io_write_last's). */
 bool conn_io_flushed(const struct conn_io *io);
 
 /* conn_io_stop: neither read nor write any more (no callback runs), until
